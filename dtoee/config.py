@@ -1,0 +1,405 @@
+"""Typed scenario configuration, loaded from TOML and validated before ns-3 is touched.
+
+Every model is frozen and forbids unknown keys. :func:`load_scenario` turns any problem
+(unreadable file, bad TOML, unknown key, wrong type, value out of range, inconsistent
+topology or policy) into one :class:`ScenarioError` whose message names the field, the value
+and what is allowed; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
+LTE_BANDWIDTHS_RB = (6, 15, 25, 50, 75, 100)
+PATHLOSS_MODELS = {
+    "friis": "ns3::FriisPropagationLossModel",
+    "log_distance": "ns3::LogDistancePropagationLossModel",
+    "three_log_distance": "ns3::ThreeLogDistancePropagationLossModel",
+    "cost231": "ns3::Cost231PropagationLossModel",
+    "okumura_hata": "ns3::OkumuraHataPropagationLossModel",
+}
+SCHEDULERS = {
+    "pf": "ns3::PfFfMacScheduler",
+    "rr": "ns3::RrFfMacScheduler",
+    "fdmt": "ns3::FdMtFfMacScheduler",
+    "tdmt": "ns3::TdMtFfMacScheduler",
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the field, the value and what is allowed."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SimulationConfig(_Frozen):
+    """Time and randomness. One ``seed`` derives ns-3's run number, numpy's and torch's."""
+
+    duration_s: float = Field(20.0, gt=0, le=1e6, description="arrivals are generated in [0, duration_s)")
+    drain_s: float = Field(5.0, ge=0, le=1e6, description="extra time for tasks in flight to finish")
+    seed: int = Field(1, ge=0, lt=2**31)
+    progress: bool = True
+
+
+class ModelConfig(_Frozen):
+    """The partitioned multi-exit model and how stages are executed."""
+
+    family: Literal["mlp", "resnet", "vit", "llama"] = "mlp"
+    num_stages: int = Field(3, ge=1, le=64)
+    mode: Literal["replay", "live"] = "replay"
+    train_seed: int = Field(0, ge=0, lt=2**31)
+    stage_latency_s: list[float] | None = Field(
+        None, description="override the measured profile (reproducible across machines)"
+    )
+    service_distribution: Literal["deterministic", "exponential"] = "deterministic"
+
+    @model_validator(mode="after")
+    def _latencies(self) -> "ModelConfig":
+        if self.stage_latency_s is not None:
+            if len(self.stage_latency_s) != self.num_stages:
+                raise ValueError(
+                    f"model.stage_latency_s has {len(self.stage_latency_s)} values; "
+                    f"allowed: exactly model.num_stages = {self.num_stages}"
+                )
+            for k, value in enumerate(self.stage_latency_s):
+                if not (value > 0 and math.isfinite(value)):
+                    raise ValueError(f"model.stage_latency_s[{k}] = {value!r}; allowed: a finite number > 0")
+        return self
+
+
+class RadioConfig(_Frozen):
+    """ns-3 LTE/EPC radio access. ``enabled = false`` puts tasks straight onto their node."""
+
+    enabled: bool = True
+    bandwidth_rb: int = Field(25, description=f"one of {LTE_BANDWIDTHS_RB}")
+    enb_tx_power_dbm: float = Field(30.0, ge=-10, le=50)
+    ue_tx_power_dbm: float = Field(23.0, ge=-40, le=30)
+    pathloss_model: Literal["friis", "log_distance", "three_log_distance", "cost231", "okumura_hata"] = "log_distance"
+    scheduler: Literal["pf", "rr", "fdmt", "tdmt"] = "pf"
+    dl_earfcn: int = Field(100, ge=0, le=17999, description="downlink EARFCN; uplink = dl + 18000")
+
+    @model_validator(mode="after")
+    def _bandwidth(self) -> "RadioConfig":
+        if self.bandwidth_rb not in LTE_BANDWIDTHS_RB:
+            raise ValueError(f"radio.bandwidth_rb = {self.bandwidth_rb}; allowed: one of {list(LTE_BANDWIDTHS_RB)}")
+        return self
+
+
+class LinkConfig(_Frozen):
+    """One bidirectional backhaul link between two edge servers."""
+
+    a: str
+    b: str
+    rate_bps: float | None = Field(None, gt=0, le=1e12)
+    delay_s: float | None = Field(None, ge=0, le=10)
+    loss: float | None = Field(None, ge=0, lt=1)
+
+
+class BackhaulConfig(_Frozen):
+    """The graph between edge servers. Defaults apply to links that do not set their own."""
+
+    layout: Literal["full_mesh", "ring", "line", "explicit"] = "full_mesh"
+    rate_bps: float = Field(1e9, gt=0, le=1e12)
+    delay_s: float = Field(0.002, ge=0, le=10)
+    loss: float = Field(0.0, ge=0, lt=1)
+    links: list[LinkConfig] = Field(default_factory=list)
+    core_rate_bps: float = Field(10e9, gt=0, le=1e12, description="server <-> PGW link")
+    core_delay_s: float = Field(0.001, ge=0, le=10)
+
+
+class NodeConfig(_Frozen):
+    """A base station with its co-located edge server."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    position_m: tuple[float, float] = (0.0, 0.0)
+    speed_factor: float = Field(1.0, gt=0, le=1e6, description="service time = profiled latency / speed_factor")
+    servers: int = Field(1, ge=1, le=1024)
+    stages: list[int] = Field(min_length=1, description="1-based stages this server hosts")
+
+
+class UeGroupConfig(_Frozen):
+    """UEs with Poisson task arrivals; placed around a node or at explicit positions."""
+
+    node: str
+    count: int = Field(1, ge=1, le=10000)
+    rate_per_s: float = Field(1.0, ge=0, le=1e6, description="Poisson task rate of each UE")
+    placement: Literal["around_node", "explicit"] = "around_node"
+    radius_m: float = Field(100.0, gt=0, le=1e5)
+    positions_m: list[tuple[float, float]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _positions(self) -> "UeGroupConfig":
+        if self.placement == "explicit" and len(self.positions_m) != self.count:
+            raise ValueError(
+                f"ue_groups.positions_m has {len(self.positions_m)} positions; "
+                f"allowed: exactly count = {self.count} when placement = 'explicit'"
+            )
+        return self
+
+
+class PolicyConfig(_Frozen):
+    """Static policy: thresholds and offloading probabilities given in the scenario.
+
+    ``thresholds[node]`` lists theta_j^k for k = 1..K; ``offload[node][stage]`` maps hosts of
+    that stage to x_ij^k. Missing offload entries: run locally when the node hosts the stage,
+    else split over its hosts in proportion to their speed (load-proportional).
+    """
+
+    kind: Literal["static"] = "static"
+    default_threshold: float = Field(0.8, ge=0, le=1)
+    thresholds: dict[str, list[float]] = Field(default_factory=dict)
+    offload: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+
+
+class OutputConfig(_Frozen):
+    pcap: bool = False
+    csv: bool = True
+
+
+class Scenario(_Frozen):
+    name: str = "scenario"
+    simulation: SimulationConfig = SimulationConfig()
+    model: ModelConfig = ModelConfig()
+    radio: RadioConfig = RadioConfig()
+    backhaul: BackhaulConfig = BackhaulConfig()
+    nodes: list[NodeConfig] = Field(min_length=1)
+    ue_groups: list[UeGroupConfig] = Field(min_length=1)
+    policy: PolicyConfig = PolicyConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        names = [node.name for node in self.nodes]
+        known = set(names)
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise ValueError(f"nodes[{index}].name = {name!r} is used twice; allowed: unique names")
+        num_stages = self.model.num_stages
+        for index, node in enumerate(self.nodes):
+            for stage in node.stages:
+                if not 1 <= stage <= num_stages:
+                    raise ValueError(
+                        f"nodes[{index}].stages contains {stage}; allowed: 1..model.num_stages = {num_stages}"
+                    )
+        for stage in range(1, num_stages + 1):
+            if not any(stage in node.stages for node in self.nodes):
+                raise ValueError(f"nodes[*].stages: no node hosts stage {stage}; allowed: every stage 1..{num_stages} hosted")
+        for index, group in enumerate(self.ue_groups):
+            if group.node not in known:
+                raise ValueError(f"ue_groups[{index}].node = {group.node!r}; allowed: one of {names}")
+        for index, link in enumerate(self.backhaul.links):
+            for end in ("a", "b"):
+                value = getattr(link, end)
+                if value not in known:
+                    raise ValueError(f"backhaul.links[{index}].{end} = {value!r}; allowed: one of {names}")
+            if link.a == link.b:
+                raise ValueError(f"backhaul.links[{index}] joins {link.a!r} to itself; allowed: two different nodes")
+        if len(self.nodes) > 1 and not _connected(names, backhaul_pairs(self)):
+            raise ValueError(
+                f"backhaul.layout = {self.backhaul.layout!r} leaves the nodes disconnected; "
+                "allowed: a connected graph (add backhaul.links or choose another layout)"
+            )
+        self._check_policy(names, num_stages)
+        return self
+
+    def _check_policy(self, names: list[str], num_stages: int) -> None:
+        known = set(names)
+        for node, values in self.policy.thresholds.items():
+            if node not in known:
+                raise ValueError(f"policy.thresholds.{node}: unknown node; allowed: one of {names}")
+            if len(values) != num_stages:
+                raise ValueError(
+                    f"policy.thresholds.{node} has {len(values)} values; allowed: exactly {num_stages} (one per stage)"
+                )
+            for k, value in enumerate(values):
+                if not (0.0 <= value <= 1.0):
+                    raise ValueError(f"policy.thresholds.{node}[{k}] = {value!r}; allowed: a number in [0, 1]")
+        for node, by_stage in self.policy.offload.items():
+            if node not in known:
+                raise ValueError(f"policy.offload.{node}: unknown node; allowed: one of {names}")
+            for stage_key, probabilities in by_stage.items():
+                field = f"policy.offload.{node}.{stage_key}"
+                if not stage_key.isdigit() or not 1 <= int(stage_key) <= num_stages:
+                    raise ValueError(f"{field}: stage {stage_key!r}; allowed: 1..{num_stages}")
+                hosts = self.hosts(int(stage_key))
+                for host, probability in probabilities.items():
+                    if host not in hosts:
+                        raise ValueError(f"{field}.{host}: {host!r} does not host stage {stage_key}; allowed: one of {hosts}")
+                    if not (0.0 <= probability <= 1.0):
+                        raise ValueError(f"{field}.{host} = {probability!r}; allowed: a probability in [0, 1]")
+                total = sum(probabilities.values())
+                if abs(total - 1.0) > 1e-6:
+                    raise ValueError(f"{field} sums to {total:.6g}; allowed: probabilities summing to 1")
+
+    # Derived views (pure functions of the configuration) ---------------------------------
+    def hosts(self, stage: int) -> list[str]:
+        """H_k: names of the nodes hosting ``stage`` (1-based), in scenario order."""
+        return [node.name for node in self.nodes if stage in node.stages]
+
+    def node(self, name: str) -> NodeConfig:
+        return next(node for node in self.nodes if node.name == name)
+
+    def content_hash(self) -> str:
+        """SHA-256 of the validated scenario (all defaults filled in), first 16 hex digits."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def backhaul_pairs(scenario: Scenario) -> list[tuple[str, str, float, float, float]]:
+    """Backhaul links as (a, b, rate_bps, delay_s, loss), from the layout plus explicit links."""
+    names = [node.name for node in scenario.nodes]
+    bh = scenario.backhaul
+    pairs: list[tuple[str, str]] = []
+    if bh.layout == "full_mesh":
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    elif bh.layout in ("ring", "line"):
+        pairs = list(zip(names, names[1:]))
+        if bh.layout == "ring" and len(names) > 2:
+            pairs.append((names[-1], names[0]))
+    links: dict[frozenset, tuple[str, str, float, float, float]] = {
+        frozenset(p): (p[0], p[1], bh.rate_bps, bh.delay_s, bh.loss) for p in pairs
+    }
+    for link in bh.links:  # explicit links add to the layout or override its defaults
+        links[frozenset((link.a, link.b))] = (
+            link.a,
+            link.b,
+            link.rate_bps if link.rate_bps is not None else bh.rate_bps,
+            link.delay_s if link.delay_s is not None else bh.delay_s,
+            link.loss if link.loss is not None else bh.loss,
+        )
+    return list(links.values())
+
+
+def _connected(names: list[str], links: list[tuple]) -> bool:
+    neighbours: dict[str, set[str]] = {name: set() for name in names}
+    for a, b, *_ in links:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, frontier = {names[0]}, [names[0]]
+    while frontier:
+        for other in neighbours[frontier.pop()]:
+            if other not in seen:
+                seen.add(other)
+                frontier.append(other)
+    return len(seen) == len(names)
+
+
+# Loading -------------------------------------------------------------------------------
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """``"radio.bandwidth_rb=50"`` -> (["radio", "bandwidth_rb"], 50). Values are TOML values;
+    anything that is not valid TOML is taken as a plain string."""
+    if "=" not in assignment:
+        raise ScenarioError(f"--set {assignment!r}: expected key=value, e.g. radio.bandwidth_rb=50")
+    key, raw = assignment.split("=", 1)
+    path = [part for part in key.strip().split(".")]
+    if not all(path):
+        raise ScenarioError(f"--set {assignment!r}: empty part in key {key!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict, assignments: list[str]) -> dict:
+    """Set dotted keys (list items by index: ``nodes.0.speed_factor=2``) in a nested dict."""
+    for assignment in assignments:
+        path, value = parse_override(assignment)
+        target: Any = data
+        for depth, part in enumerate(path[:-1]):
+            where = ".".join(path[: depth + 1])
+            if isinstance(target, list):
+                if not part.isdigit() or int(part) >= len(target):
+                    raise ScenarioError(f"--set {assignment!r}: {where} is not an index of a list of {len(target)}")
+                target = target[int(part)]
+            elif isinstance(target, dict):
+                target = target.setdefault(part, {})
+            else:
+                raise ScenarioError(f"--set {assignment!r}: {where} is not a table")
+        last = path[-1]
+        if isinstance(target, list):
+            if not last.isdigit() or int(last) >= len(target):
+                raise ScenarioError(f"--set {assignment!r}: {last} is not an index of a list of {len(target)}")
+            target[int(last)] = value
+        elif isinstance(target, dict):
+            target[last] = value
+        else:
+            raise ScenarioError(f"--set {assignment!r}: cannot set {last!r} inside a {type(target).__name__}")
+    return data
+
+
+def _location(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "scenario"
+
+
+def _allowed_keys(loc: tuple) -> list[str] | None:
+    """Field names allowed at ``loc`` (for unknown-key messages)."""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    return sorted(model.model_fields)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line for the first problem: field, value, what is allowed."""
+    first = error.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    where = _location(loc)
+    value = first.get("input")
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        allowed_text = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key{allowed_text}"
+    if kind == "value_error":
+        # Our own cross-field checks already name field, value and what is allowed.
+        message = str(first.get("ctx", {}).get("error", first.get("msg", "")))
+        return message if where == "scenario" else f"{where}: {message}"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    return f"{where} = {value!r}: {first.get('msg')}"
+
+
+def scenario_from_dict(data: dict) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(format_validation_error(error)) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override (``--set``) and validate a TOML scenario; raise :class:`ScenarioError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"scenario file {str(path)!r} cannot be read: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"scenario file {str(path)!r} is not valid TOML: {error}") from None
+    data = apply_overrides(data, overrides or [])
+    return scenario_from_dict(data)

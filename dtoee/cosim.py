@@ -1,0 +1,186 @@
+"""The co-simulation: the life of every task across UEs, radio, edge servers and backhaul.
+
+One task (design.md, "One task, end to end")::
+
+    arrival at UE --uplink--> serving node i --x_i^1--> host j of stage 1 --queue--> service
+      service of stage k at j: exit if confidence >= theta_j^k (or k = K)
+        exit:      j --result--> UE                       (status completed on arrival)
+        continue:  j --x_j^{k+1}--> host l of stage k+1 (offload of the activation) ...
+
+The network (``Ns3Network`` or any object with ``now``, ``call_later``, ``send``) moves bytes
+and keeps time; this module holds the task logic only. Each handler is one event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from dtoee.trace import Trace
+from ns3_glue.network import UePlacement, node_endpoint, ue_endpoint
+from optimizer.policy import Policy
+
+
+class Network(Protocol):
+    def now(self) -> float: ...
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None: ...
+    def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None: ...
+
+
+class StageExecutor(Protocol):
+    """Runs stage k of a task's sample; returns (confidence, predicted, output activation bytes)."""
+
+    num_stages: int
+    input_bytes: int
+    result_bytes: int
+
+    def pick_sample(self, rng: np.random.Generator) -> tuple[int, int]: ...
+    def run(self, task: "Task", stage: int) -> tuple[float, int, int]: ...
+
+
+@dataclass
+class Task:
+    task_id: int
+    ue: int
+    entry_node: str
+    created_s: float
+    sample: int
+    label: int
+    stage: int = 1                 # the stage it needs next (1-based)
+    payload_bytes: int = 0         # what an offload of it carries now
+    activation: object = None      # live mode: the tensor that actually travels
+    status: str = "in_flight"
+    loss_reason: str = ""
+    finished_s: float = math.nan
+    exit_stage: int = 0
+    exit_node: str = ""
+    confidence: float = math.nan
+    predicted: int = -1
+
+
+@dataclass
+class NodeState:
+    """One edge server's FIFO compute queue with ``servers`` parallel workers."""
+
+    name: str
+    servers: int
+    speed_factor: float
+    queue: deque = field(default_factory=deque)
+    busy: int = 0
+    busy_time_s: float = 0.0
+    completed_services: int = 0
+
+
+class CoSimulation:
+    def __init__(
+        self,
+        *,
+        network: Network,
+        executor: StageExecutor,
+        policy: Policy,
+        nodes: list[NodeState],
+        ues: list[UePlacement],
+        stage_latency_s: list[float],
+        exponential_service: bool,
+        duration_s: float,
+        rngs: dict[str, np.random.Generator],
+        trace: Trace,
+    ) -> None:
+        self.net = network
+        self.executor = executor
+        self.policy = policy
+        self.nodes = {node.name: node for node in nodes}
+        self.ues = ues
+        self.stage_latency_s = stage_latency_s
+        self.exponential_service = exponential_service
+        self.duration_s = duration_s
+        self.rngs = rngs
+        self.trace = trace
+        self.tasks: list[Task] = []
+        self.done = 0
+
+    # Arrivals ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for ue in self.ues:
+            if ue.rate_per_s > 0:
+                self._schedule_arrival(ue)
+
+    def _schedule_arrival(self, ue: UePlacement) -> None:
+        gap_s = self.rngs[f"arrivals/{ue.index}"].exponential(1.0 / ue.rate_per_s)
+        if self.net.now() + gap_s < self.duration_s:
+            self.net.call_later(gap_s, lambda: self._arrival(ue))
+
+    def _arrival(self, ue: UePlacement) -> None:
+        self._schedule_arrival(ue)
+        sample, label = self.executor.pick_sample(self.rngs["samples"])
+        task = Task(len(self.tasks), ue.index, ue.serving_node, self.net.now(), sample, label,
+                    payload_bytes=self.executor.input_bytes)
+        self.tasks.append(task)
+        self._transfer("uplink", task, ue_endpoint(ue.index), node_endpoint(ue.serving_node),
+                       task.payload_bytes, lambda: self._route(task, ue.serving_node))
+
+    # Routing: x_i^k picks the host of the next stage ---------------------------------------
+    def _route(self, task: Task, here: str) -> None:
+        probabilities = self.policy.offload_probabilities(here, task.stage)
+        hosts = list(probabilities)
+        target = hosts[self.rngs["routing"].choice(len(hosts), p=np.fromiter(probabilities.values(), float))]
+        if target == here:
+            self._enqueue(task, here)
+        else:
+            self._transfer("offload", task, node_endpoint(here), node_endpoint(target),
+                           task.payload_bytes, lambda: self._enqueue(task, target))
+
+    # Compute queue ------------------------------------------------------------------------
+    def _enqueue(self, task: Task, name: str) -> None:
+        node = self.nodes[name]
+        node.queue.append((task, self.net.now()))
+        self._serve_next(node)
+
+    def _serve_next(self, node: NodeState) -> None:
+        while node.busy < node.servers and node.queue:
+            task, enqueued_s = node.queue.popleft()
+            node.busy += 1
+            service_s = self.stage_latency_s[task.stage - 1] / node.speed_factor
+            if self.exponential_service:
+                service_s = self.rngs["service"].exponential(service_s)
+            start_s = self.net.now()
+            self.net.call_later(service_s, lambda t=task, e=enqueued_s, s=start_s: self._finish(node, t, e, s))
+
+    def _finish(self, node: NodeState, task: Task, enqueued_s: float, start_s: float) -> None:
+        now = self.net.now()
+        node.busy -= 1
+        node.busy_time_s += now - start_s
+        node.completed_services += 1
+        stage = task.stage
+        confidence, predicted, activation_bytes = self.executor.run(task, stage)
+        exits = stage == self.executor.num_stages or confidence >= self.policy.threshold(node.name, stage)
+        self.trace.hop(task.task_id, "service", node.name, node.name, stage, 0, start_s, now,
+                       enqueue_s=enqueued_s, confidence=confidence, exited=exits)
+        if exits:
+            task.exit_stage, task.exit_node = stage, node.name
+            task.confidence, task.predicted = confidence, predicted
+            self._transfer("result", task, node_endpoint(node.name), ue_endpoint(task.ue),
+                           self.executor.result_bytes, lambda: self._complete(task))
+        else:
+            task.stage, task.payload_bytes = stage + 1, activation_bytes
+            self._route(task, node.name)
+        self._serve_next(node)
+
+    def _complete(self, task: Task) -> None:
+        task.status, task.finished_s = "completed", self.net.now()
+        self.done += 1
+
+    # Transfers ----------------------------------------------------------------------------
+    def _transfer(self, kind: str, task: Task, src: str, dst: str, payload_bytes: int,
+                  then: Callable[[], None]) -> None:
+        start_s = self.net.now()
+
+        def delivered() -> None:
+            self.trace.hop(task.task_id, kind, src, dst, task.stage, payload_bytes, start_s, self.net.now())
+            then()
+
+        self.net.send(src, dst, payload_bytes, delivered)

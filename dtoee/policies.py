@@ -1,0 +1,36 @@
+"""Policies from the scenario's ``[policy]`` table (the registry of policy kinds)."""
+
+from __future__ import annotations
+
+from dtoee.config import Scenario
+from optimizer.policy import Policy, StaticPolicy
+
+
+def default_offload(scenario: Scenario, node: str, stage: int) -> dict[str, float]:
+    """Run locally when ``node`` hosts ``stage``; else split over the hosts of ``stage`` in
+    proportion to their capacity (speed_factor x servers), i.e. load-proportional."""
+    hosts = scenario.hosts(stage)
+    if node in hosts:
+        return {node: 1.0}
+    capacity = {h: scenario.node(h).speed_factor * scenario.node(h).servers for h in hosts}
+    total = sum(capacity.values())
+    return {h: c / total for h, c in capacity.items()}
+
+
+def static_policy(scenario: Scenario) -> StaticPolicy:
+    names = [node.name for node in scenario.nodes]
+    num_stages = scenario.model.num_stages
+    offload = {}
+    for name in names:
+        given = scenario.policy.offload.get(name, {})
+        for stage in range(1, num_stages + 1):
+            offload[(name, stage)] = dict(given[str(stage)]) if str(stage) in given else default_offload(scenario, name, stage)
+    thresholds = {(name, k + 1): theta for name, values in scenario.policy.thresholds.items()
+                  for k, theta in enumerate(values)}
+    return StaticPolicy(offload, thresholds, scenario.policy.default_threshold)
+
+
+def build_policy(scenario: Scenario) -> Policy:
+    if scenario.policy.kind == "static":
+        return static_policy(scenario)
+    raise ValueError(f"policy.kind = {scenario.policy.kind!r} is not supported")

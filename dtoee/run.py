@@ -1,0 +1,163 @@
+"""Run one scenario: build the model, the network and the co-simulation; write the traces.
+
+``run_scenario`` runs in the calling process (one simulation per process: ns-3 keeps
+process-wide state). ``run_isolated`` runs it in a child forked from the caller, which is
+how tests and sweeps run many simulations after paying ns-3's import once.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from dtoee.config import Scenario, ScenarioError
+from dtoee.cosim import CoSimulation, NodeState
+from dtoee.execution import LiveExecutor, ReplayExecutor
+from dtoee.policies import build_policy
+from dtoee.seeding import numpy_streams, torch_seed
+from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
+from ns3_glue.network import Ns3Network, UePlacement
+
+
+def place_ues(scenario: Scenario, rng: np.random.Generator) -> list[UePlacement]:
+    """UE positions (around their group's node, uniform in a disk, or explicit); each UE is
+    served by its nearest base station (by the group's node when radio is off)."""
+    placements = []
+    for group in scenario.ue_groups:
+        centre = scenario.node(group.node).position_m
+        for n in range(group.count):
+            if group.placement == "explicit":
+                position = tuple(group.positions_m[n])
+            else:
+                radius = group.radius_m * math.sqrt(rng.random())
+                angle = 2 * math.pi * rng.random()
+                position = (centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle))
+            if scenario.radio.enabled:
+                serving = min(scenario.nodes, key=lambda node: (math.dist(node.position_m, position), node.name)).name
+            else:
+                serving = group.node
+            placements.append(UePlacement(len(placements), position, serving, group.rate_per_s))
+    return placements
+
+
+def load_model(scenario: Scenario):
+    from inference import load_staged_model
+
+    model = load_staged_model(scenario.model.family, seed=scenario.model.train_seed)
+    if model.num_stages != scenario.model.num_stages:
+        raise ScenarioError(
+            f"model.num_stages = {scenario.model.num_stages}; allowed: {model.num_stages} "
+            f"(the {scenario.model.family!r} model has {model.num_stages} stages)"
+        )
+    return model
+
+
+def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | None = None) -> dict:
+    """Run ``scenario`` and write tasks/hops/summary into ``out_dir``; return the summary.
+
+    If the run fails or is interrupted midway, the traces of everything up to then are still
+    written, with ``summary["partial"] = True`` and the reason, and the error is re-raised.
+    """
+    import torch
+
+    torch.set_num_threads(1)  # fork-safe, and 1 thread per simulation is right on 2 cores
+    torch.manual_seed(torch_seed(scenario.simulation.seed))
+    out_dir = Path(out_dir)
+    wall_start = time.perf_counter()
+    model = load_model(scenario)
+    executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model)
+    latencies = list(scenario.model.stage_latency_s or [p.latency_s for p in model.profile])
+    total_ues = sum(group.count for group in scenario.ue_groups)
+    rngs = numpy_streams(scenario.simulation.seed, total_ues)
+    ues = place_ues(scenario, rngs["placement"])
+    pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
+    network = Ns3Network(scenario, ues, pcap_dir)
+    nodes = [NodeState(n.name, n.servers, n.speed_factor) for n in scenario.nodes]
+    trace = Trace()
+    cosim = CoSimulation(
+        network=network, executor=executor, policy=build_policy(scenario), nodes=nodes, ues=ues,
+        stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
+        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace,
+    )
+    horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
+    cosim.start()
+    show = scenario.simulation.progress if progress is None else progress
+    bar = _progress(network, cosim, horizon_s) if show else None
+    setup_wall_s = time.perf_counter() - wall_start
+    error: BaseException | None = None
+    try:
+        network.run(horizon_s)
+    except BaseException as caught:  # interrupted or failed: keep what was simulated
+        error = caught
+    finally:
+        if bar is not None:
+            bar.close()
+    reached_s = network.now()
+    tasks = tasks_frame(cosim.tasks)
+    summary = summarize(
+        tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
+        max(reached_s, 1e-12), scenario.model.num_stages,
+        scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
+        model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+        simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
+        setup_wall_s=setup_wall_s, forward_wall_s=executor.forward_time_s,
+        partial=error is not None, partial_reason=None if error is None else f"{type(error).__name__}: {error}",
+    )
+    write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv)
+    network.close()
+    if error is not None:
+        raise error
+    return summary
+
+
+def _progress(network, cosim, horizon_s: float):
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(horizon_s, 3), unit="sim s", desc="simulating", leave=False,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim s [{elapsed}<{remaining}] {postfix}")
+    step_s = horizon_s / 100
+
+    def tick() -> None:
+        bar.n = round(min(network.now(), horizon_s), 3)
+        bar.set_postfix_str(f"tasks {cosim.done}/{len(cosim.tasks)} done", refresh=True)
+        if network.now() + step_s <= horizon_s:
+            network.call_later(step_s, tick)
+
+    network.call_later(step_s, tick)
+    return bar
+
+
+def _child(scenario: Scenario, out_dir: str, progress: bool, conn) -> None:
+    try:
+        conn.send(("ok", run_scenario(scenario, out_dir, progress=progress)))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+class RunFailed(RuntimeError):
+    """A simulation child failed; the message carries its traceback."""
+
+
+def run_isolated(scenario: Scenario, out_dir: str | Path, *, progress: bool = False) -> dict:
+    """Run one simulation in a child forked from this process (which may have imported ns-3
+    already: the child pays no import and inherits no simulation state)."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(scenario, str(out_dir), progress, sender))
+    child.start()
+    sender.close()
+    try:
+        status, payload = receiver.recv()
+    except EOFError:
+        status, payload = "error", "the simulation child died without a result"
+    child.join()
+    if status != "ok":
+        raise RunFailed(payload)
+    return payload

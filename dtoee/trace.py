@@ -1,0 +1,95 @@
+"""Traces of a run: one row per task, one row per hop, and the summary.
+
+Files written into the run directory (pandas; Parquet through pyarrow):
+``tasks.parquet`` + ``tasks.csv``, ``hops.parquet``, ``summary.json``. Each file is written
+to a temporary name and moved into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TASK_COLUMNS = [
+    "task_id", "ue", "entry_node", "created_s", "finished_s", "delay_s", "status", "loss_reason",
+    "exit_stage", "exit_node", "confidence", "predicted", "label", "correct",
+]
+HOP_COLUMNS = [
+    "task_id", "kind", "src", "dst", "stage", "bytes", "start_s", "end_s", "enqueue_s", "confidence", "exited",
+]
+
+
+class Trace:
+    """Collects hop rows during the run (append-only; one row per transfer or service)."""
+
+    def __init__(self) -> None:
+        self.hops: list[tuple] = []
+
+    def hop(self, task_id: int, kind: str, src: str, dst: str, stage: int, nbytes: int,
+            start_s: float, end_s: float, *, enqueue_s: float = math.nan, confidence: float = math.nan,
+            exited: bool | None = None) -> None:
+        self.hops.append((task_id, kind, src, dst, stage, nbytes, start_s, end_s, enqueue_s, confidence, exited))
+
+
+def tasks_frame(tasks) -> pd.DataFrame:
+    rows = []
+    for t in tasks:
+        completed = t.status == "completed"
+        rows.append((t.task_id, t.ue, t.entry_node, t.created_s, t.finished_s,
+                     t.finished_s - t.created_s if completed else math.nan, t.status, t.loss_reason,
+                     t.exit_stage if completed else 0, t.exit_node if completed else "",
+                     t.confidence if completed else math.nan, t.predicted if completed else -1,
+                     t.label, bool(completed and t.predicted == t.label)))
+    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+
+
+def hops_frame(trace: Trace) -> pd.DataFrame:
+    frame = pd.DataFrame(trace.hops, columns=HOP_COLUMNS)
+    frame["exited"] = frame["exited"].astype("boolean")
+    return frame
+
+
+def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: dict[str, int],
+              observed_s: float, num_stages: int, **extra) -> dict:
+    """mean/p50/p95/p99 delay and accuracy over completed tasks, exit shares, utilisation."""
+    completed = tasks[tasks["status"] == "completed"]
+    delay = completed["delay_s"].to_numpy()
+
+    def stat(fn):
+        return float(fn(delay)) if len(delay) else None
+
+    exits = completed["exit_stage"].value_counts()
+    return {
+        "tasks_generated": int(len(tasks)),
+        "counts_by_status": {s: int((tasks["status"] == s).sum()) for s in ("completed", "lost", "in_flight")},
+        "loss_reasons": {str(k): int(v) for k, v in tasks.loc[tasks["status"] == "lost", "loss_reason"].value_counts().items()},
+        "delay_s": {
+            "mean": stat(np.mean), "p50": stat(lambda d: np.percentile(d, 50)),
+            "p95": stat(lambda d: np.percentile(d, 95)), "p99": stat(lambda d: np.percentile(d, 99)),
+        },
+        "accuracy": float(completed["correct"].mean()) if len(completed) else None,
+        "exit_share_by_stage": {str(k): (float(exits.get(k, 0)) / len(completed) if len(completed) else 0.0)
+                                for k in range(1, num_stages + 1)},
+        "utilisation_by_node": {name: busy / (node_servers[name] * observed_s) for name, busy in node_busy_s.items()},
+        **extra,
+    }
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_outputs(out_dir: Path, tasks: pd.DataFrame, hops: pd.DataFrame, summary: dict, csv: bool = True) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic(out_dir / "tasks.parquet", lambda p: tasks.to_parquet(p, index=False))
+    if csv:
+        _atomic(out_dir / "tasks.csv", lambda p: tasks.to_csv(p, index=False, float_format="%.9g"))
+    _atomic(out_dir / "hops.parquet", lambda p: hops.to_parquet(p, index=False))
+    _atomic(out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n"))

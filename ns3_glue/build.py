@@ -1,0 +1,100 @@
+"""Build (once) and load the C++ half of ns3_glue against the installed ns3 wheel.
+
+The library is compiled by CMake from the repository's ``CMakeLists.txt`` on first use and
+cached under ``$DTOEE_CACHE/glue/<hash>`` (default ``~/.cache/dtoee``), the hash covering the
+C++ sources, the CMake file and the ns3 wheel's location; later runs load it in
+milliseconds. ``dtoee build`` does the same ahead of time. This avoids putting ns3 in a
+PEP 517 build environment, which would rebuild cppyy there (ns3-notes.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CPP_DIR = PACKAGE_DIR / "cpp"
+HEADER = CPP_DIR / "dtoee_glue.h"
+SOURCES = (HEADER, CPP_DIR / "dtoee_glue.cc")
+LIBRARY_NAME = "libdtoee_glue.so"
+
+
+def cache_root() -> Path:
+    """Folder for cached builds, models and profiles: ``$DTOEE_CACHE`` or ``~/.cache/dtoee``."""
+    return Path(os.environ.get("DTOEE_CACHE", Path.home() / ".cache" / "dtoee"))
+
+
+def ns3_root() -> Path:
+    """The installed wheel's ``ns3`` folder (``include/`` and ``lib64/`` live there)."""
+    spec = importlib.util.find_spec("ns3")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the ns3 wheel is not installed: pip install ns3==3.44.post0")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _cmake_file() -> Path:
+    # Editable installs find CMakeLists.txt in the repository; a wheel install ships a copy.
+    for candidate in (PACKAGE_DIR.parent / "CMakeLists.txt", PACKAGE_DIR / "CMakeLists.txt"):
+        if candidate.exists():
+            return candidate
+    raise RuntimeError(f"CMakeLists.txt not found beside {PACKAGE_DIR}")
+
+
+def _build_hash(root: Path) -> str:
+    digest = hashlib.sha256(str(root).encode())
+    for path in (*SOURCES, _cmake_file()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_library(verbose: bool = False) -> Path:
+    """Compile the glue library if no cached build matches; return the ``.so`` path."""
+    root = ns3_root()
+    target_dir = cache_root() / "glue" / _build_hash(root)
+    library = target_dir / LIBRARY_NAME
+    if library.exists():
+        return library
+    source_dir = _cmake_file().parent
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target_dir.parent) as scratch:
+        build_dir = Path(scratch) / "build"
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        commands = [
+            ["cmake", "-S", str(source_dir), "-B", str(build_dir), *generator, f"-DNS3_ROOT={root}"],
+            ["cmake", "--build", str(build_dir)],
+        ]
+        for command in commands:
+            result = subprocess.run(command, capture_output=not verbose, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"building the ns3_glue C++ library failed: {' '.join(command)}\n"
+                    f"{result.stdout}\n{result.stderr}"
+                )
+        staged = Path(scratch) / LIBRARY_NAME
+        shutil.copy2(build_dir / LIBRARY_NAME, staged)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, library)  # atomic: a racing process sees all or nothing
+    return library
+
+
+_loaded = False
+
+
+def load_glue():
+    """Import ns-3, build/load the glue library, return ``(ns, cppyy.gbl.dtoee)``."""
+    global _loaded
+    from ns import ns  # noqa: F401  (parses the ns-3 headers once per process)
+    import cppyy
+
+    if not _loaded:
+        library = build_library()
+        cppyy.add_include_path(str(CPP_DIR))
+        cppyy.include(str(HEADER))
+        cppyy.load_library(str(library))
+        _loaded = True
+    return ns, cppyy.gbl.dtoee

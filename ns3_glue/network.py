@@ -1,0 +1,317 @@
+"""The simulated network: ns-3 LTE/EPC radio access plus a backhaul graph between edge servers.
+
+:class:`Ns3Network` is the one owner object of everything C++ may still point at (nodes,
+devices, helpers, the dispatcher callable). It offers the co-simulation four things:
+
+* ``now()`` simulated seconds;
+* ``call_later(delay_s, fn)`` run ``fn()`` at ``now() + delay_s`` (one C++ dispatcher);
+* ``send(src, dst, payload_bytes, on_delivered)`` move a message reliably over ns-3 TCP
+  (framing and reassembly in C++; Python is called once, when all of it has arrived);
+* ``run(until_s)``.
+
+Topology (addresses in brackets)::
+
+    UE (7.0.0.x) ~~LTE~~ eNB_i --S1-U-- SGW/PGW --core_i [10.100.i.0/30]-- server_i
+                                                    server_i --backhaul [10.200.x.0/30]-- server_j
+
+Each base station i has an eNB and a co-located edge server ``server_i``. UE traffic reaches
+its server through the EPC (ns-3's LTE model has no local breakout), so the core link stands
+for the short path from the eNB site to its server. Offloads between servers take the
+backhaul graph along the shortest path by delay, installed as static host routes.
+Endpoints are named ``"node:<name>"`` and ``"ue:<index>"``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from dtoee.config import PATHLOSS_MODELS, SCHEDULERS, Scenario, backhaul_pairs
+from dtoee.seeding import ns3_run_number
+
+
+@dataclass(frozen=True)
+class UePlacement:
+    index: int
+    position_m: tuple[float, float]
+    serving_node: str        # nearest base station: where its tasks enter the system
+    rate_per_s: float
+
+
+def node_endpoint(name: str) -> str:
+    return f"node:{name}"
+
+
+def ue_endpoint(index: int) -> str:
+    return f"ue:{index}"
+
+
+def backhaul_routes(names: list[str], links: list[tuple]) -> dict[tuple[str, str], str]:
+    """Next hop for every ordered pair (src, dst) of servers, shortest path by link delay.
+
+    Ties break by hop count, then by name, so routes are deterministic.
+    """
+    neighbours: dict[str, list[tuple[str, float]]] = {name: [] for name in names}
+    for a, b, _rate, delay, _loss in links:
+        neighbours[a].append((b, delay))
+        neighbours[b].append((a, delay))
+    next_hop: dict[tuple[str, str], str] = {}
+    for source in names:
+        best: dict[str, tuple[float, int, str]] = {source: (0.0, 0, "")}
+        queue = [(0.0, 0, "", source)]
+        while queue:
+            delay, hops, first, here = heapq.heappop(queue)
+            if best.get(here, (math.inf,))[:3] < (delay, hops, first):
+                continue
+            for other, link_delay in sorted(neighbours[here]):
+                candidate = (delay + link_delay, hops + 1, first or other)
+                if candidate < best.get(other, (math.inf, 0, "")):
+                    best[other] = candidate
+                    heapq.heappush(queue, (*candidate, other))
+        for target, (_d, _h, first) in best.items():
+            if target != source:
+                next_hop[(source, target)] = first
+    return next_hop
+
+
+class Ns3Network:
+    """Builds the scenario's network in ns-3 and carries messages across it."""
+
+    def __init__(self, scenario: Scenario, ues: list[UePlacement], pcap_dir: Path | None = None):
+        from ns3_glue.build import load_glue
+
+        self.ns, self.glue = load_glue()
+        self.scenario = scenario
+        self.ues = ues
+        self._pending: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count(1)
+        self._error: BaseException | None = None
+        self._endpoint_ids: dict[str, int] = {}
+        self._keep: list = []  # every ns-3 object and callable C++ may still point at
+        self.server_addresses: dict[str, str] = {}
+        self._pcap_devices: list[tuple[str, object, object]] = []  # (file name, helper, device)
+        ns = self.ns
+        ns.RngSeedManager.SetSeed(1)
+        ns.RngSeedManager.SetRun(ns3_run_number(scenario.simulation.seed))
+        # Large socket buffers: activations of hundreds of kB go out as one stream write.
+        ns.Config.SetDefault("ns3::TcpSocket::SndBufSize", ns.UintegerValue(4 << 20))
+        ns.Config.SetDefault("ns3::TcpSocket::RcvBufSize", ns.UintegerValue(4 << 20))
+        ns.Config.SetDefault("ns3::TcpSocket::SegmentSize", ns.UintegerValue(1400))
+        self._dispatcher = self._dispatch  # one reference for the whole run
+        self.glue.SetDispatcher(self._dispatcher)
+        self._build(pcap_dir)
+
+    # The co-simulation's four verbs ---------------------------------------------------------
+    def now(self) -> float:
+        return self.ns.Simulator.Now().GetSeconds()
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        event_id = next(self._ids)
+        self._pending[event_id] = fn
+        self.glue.ScheduleIn(float(delay_s), event_id)
+
+    def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None:
+        """Send ``payload_bytes`` from endpoint ``src`` to ``dst``; ``on_delivered()`` runs when
+        the last byte has arrived. Without radio, UE legs are instantaneous."""
+        if src.startswith("ue:") or dst.startswith("ue:"):
+            if not self.scenario.radio.enabled:
+                self.call_later(0.0, on_delivered)
+                return
+        message_id = next(self._ids)
+        self._pending[message_id] = on_delivered
+        if not self.glue.SendMessage(self._endpoint_ids[src], self._endpoint_ids[dst], message_id, int(payload_bytes)):
+            raise ValueError(f"cannot send {payload_bytes} B from {src} to {dst}")
+
+    def run(self, until_s: float) -> None:
+        """Run the simulation to ``until_s``; re-raise the first exception a callback raised."""
+        self.ns.Simulator.Stop(self.ns.Seconds(until_s))
+        self.ns.Simulator.Run()
+        if self._error is not None:
+            raise self._error
+
+    def stop_now(self) -> None:
+        self.ns.Simulator.Stop()
+
+    def close(self) -> None:
+        self.glue.Reset()
+        self.ns.Simulator.Destroy()
+
+    def _dispatch(self, event_id: int) -> None:
+        # The whole Python side of the event loop: C++ calls this with the id it was given.
+        fn = self._pending.pop(event_id, None)
+        if fn is None or self._error is not None:
+            return
+        try:
+            fn()
+        except BaseException as error:  # surface after Run(), traces intact
+            self._error = error
+            self.ns.Simulator.Stop()
+
+    # Counters from the C++ side -------------------------------------------------------------
+    def bytes_sent(self, endpoint: str) -> int:
+        return int(self.glue.BytesSent(self._endpoint_ids[endpoint]))
+
+    def bytes_received(self, endpoint: str) -> int:
+        return int(self.glue.BytesReceived(self._endpoint_ids[endpoint]))
+
+    # Building ------------------------------------------------------------------------------
+    def _build(self, pcap_dir: Path | None) -> None:
+        ns, sc = self.ns, self.scenario
+        names = [node.name for node in sc.nodes]
+        servers = ns.NodeContainer()
+        servers.Create(len(names))
+        internet = ns.InternetStackHelper()
+        internet.Install(servers)
+        self._keep += [servers, internet]
+        self.servers = {name: servers.Get(i) for i, name in enumerate(names)}
+        static = ns.Ipv4StaticRoutingHelper()
+        self._keep.append(static)
+        routing = {name: static.GetStaticRouting(self.servers[name].GetObject[ns.Ipv4]()) for name in names}
+
+        if sc.radio.enabled:
+            pgw = self._build_lte(names)
+            core = self._p2p(sc.backhaul.core_rate_bps, sc.backhaul.core_delay_s, 0.0)
+            for i, name in enumerate(names):
+                devices = core.Install(pgw, self.servers[name])
+                addresses = self._assign(devices, f"10.100.{i}.0")
+                self.server_addresses[name] = addresses[1]
+                self._pcap_devices += [(f"core_{name}_at_pgw.pcap", core, devices.Get(0)),
+                                       (f"core_{name}_at_{name}.pcap", core, devices.Get(1))]
+                interface = self.servers[name].GetObject[ns.Ipv4]().GetInterfaceForDevice(devices.Get(1))
+                routing[name].AddNetworkRouteTo(ns.Ipv4Address("7.0.0.0"), ns.Ipv4Mask("255.0.0.0"), interface)
+            self._core_helper = core
+
+        links = backhaul_pairs(sc)
+        link_address: dict[tuple[str, str], tuple[str, int]] = {}  # (here, there) -> (there's addr, my iface)
+        self._backhaul_helpers = []
+        link_subnets: dict[str, tuple[str, str]] = {}
+        for index, (a, b, rate_bps, delay_s, loss) in enumerate(links):
+            helper = self._p2p(rate_bps, delay_s, loss)
+            devices = helper.Install(self.servers[a], self.servers[b])
+            if loss > 0:
+                for d in range(2):
+                    model = ns.CreateObject[ns.RateErrorModel]()
+                    model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
+                    model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
+                    devices.Get(d).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+                    self._keep.append(model)
+            subnet = f"10.{200 + index // 256}.{index % 256}.0"
+            link_subnets[subnet] = (a, b)
+            addresses = self._assign(devices, subnet)
+            ipv4_a = self.servers[a].GetObject[ns.Ipv4]()
+            ipv4_b = self.servers[b].GetObject[ns.Ipv4]()
+            link_address[(a, b)] = (addresses[1], ipv4_a.GetInterfaceForDevice(devices.Get(0)))
+            link_address[(b, a)] = (addresses[0], ipv4_b.GetInterfaceForDevice(devices.Get(1)))
+            self._backhaul_helpers.append(helper)
+            self._pcap_devices += [(f"backhaul_{a}-{b}_at_{a}.pcap", helper, devices.Get(0)),
+                                   (f"backhaul_{a}-{b}_at_{b}.pcap", helper, devices.Get(1))]
+            for name in (a, b):
+                self.server_addresses.setdefault(name, addresses[0] if name == a else addresses[1])
+
+        # Static routes along the shortest backhaul paths: a host route to every other
+        # server's endpoint address, and a network route to every link subnet that is not
+        # attached (ns-3 TCP takes the outgoing interface's address as the source, so replies
+        # must find their way back to backhaul addresses too).
+        next_hop = backhaul_routes(names, links)
+        for (source, target), hop in next_hop.items():
+            gateway, interface = link_address[(source, hop)]
+            routing[source].AddHostRouteTo(
+                ns.Ipv4Address(self.server_addresses[target]), ns.Ipv4Address(gateway), interface
+            )
+        for subnet, (a, b) in link_subnets.items():
+            for source in names:
+                if source not in (a, b):
+                    gateway, interface = link_address[(source, next_hop[(source, a)])]
+                    routing[source].AddNetworkRouteTo(
+                        ns.Ipv4Address(subnet), ns.Ipv4Mask("255.255.255.252"), ns.Ipv4Address(gateway), interface
+                    )
+
+        for name in names:
+            self._endpoint_ids[node_endpoint(name)] = self.glue.RegisterEndpoint(
+                self.servers[name], ns.Ipv4Address(self.server_addresses[name])
+            )
+        if sc.radio.enabled:
+            for ue in self.ues:
+                self._endpoint_ids[ue_endpoint(ue.index)] = self.glue.RegisterEndpoint(
+                    self.ue_nodes.Get(ue.index), self.ue_addresses[ue.index]
+                )
+        if pcap_dir is not None:
+            # One file per device, named after the link and the side it was captured on.
+            pcap_dir.mkdir(parents=True, exist_ok=True)
+            for filename, helper, device in self._pcap_devices:
+                helper.EnablePcap(str(pcap_dir / filename), device, False, True)
+
+    def _p2p(self, rate_bps: float, delay_s: float, loss: float):
+        ns = self.ns
+        helper = ns.PointToPointHelper()
+        helper.SetDeviceAttribute("DataRate", ns.DataRateValue(ns.DataRate(int(rate_bps))))
+        helper.SetDeviceAttribute("Mtu", ns.UintegerValue(1500))
+        helper.SetChannelAttribute("Delay", ns.TimeValue(ns.NanoSeconds(int(round(delay_s * 1e9)))))
+        self._keep.append(helper)
+        return helper
+
+    def _assign(self, devices, base: str) -> list[str]:
+        ns = self.ns
+        helper = ns.Ipv4AddressHelper()
+        helper.SetBase(ns.Ipv4Address(base), ns.Ipv4Mask("255.255.255.252"))
+        interfaces = helper.Assign(devices)
+        self._keep += [devices, interfaces]
+        return [_address_text(interfaces.GetAddress(i)) for i in range(2)]
+
+    def _build_lte(self, names: list[str]):
+        ns, radio = self.ns, self.scenario.radio
+        ns.Config.SetDefault("ns3::LteEnbPhy::TxPower", ns.DoubleValue(radio.enb_tx_power_dbm))
+        ns.Config.SetDefault("ns3::LteUePhy::TxPower", ns.DoubleValue(radio.ue_tx_power_dbm))
+        lte = ns.CreateObject[ns.LteHelper]()
+        epc = ns.CreateObject[ns.PointToPointEpcHelper]()
+        lte.SetEpcHelper(epc)
+        lte.SetAttribute("PathlossModel", ns.StringValue(PATHLOSS_MODELS[radio.pathloss_model]))
+        lte.SetSchedulerType(SCHEDULERS[radio.scheduler])
+        lte.SetEnbDeviceAttribute("DlBandwidth", ns.UintegerValue(radio.bandwidth_rb))
+        lte.SetEnbDeviceAttribute("UlBandwidth", ns.UintegerValue(radio.bandwidth_rb))
+        lte.SetEnbDeviceAttribute("DlEarfcn", ns.UintegerValue(radio.dl_earfcn))
+        lte.SetEnbDeviceAttribute("UlEarfcn", ns.UintegerValue(radio.dl_earfcn + 18000))
+        enbs = ns.NodeContainer()
+        enbs.Create(len(names))
+        ue_nodes = ns.NodeContainer()
+        ue_nodes.Create(len(self.ues))
+        positions = ns.CreateObject[ns.ListPositionAllocator]()
+        for node in self.scenario.nodes:
+            positions.Add(ns.Vector(node.position_m[0], node.position_m[1], 30.0))
+        for ue in self.ues:
+            positions.Add(ns.Vector(ue.position_m[0], ue.position_m[1], 1.5))
+        mobility = ns.MobilityHelper()
+        mobility.SetMobilityModel("ns3::ConstantPositionMobilityModel")
+        mobility.SetPositionAllocator(positions)
+        mobility.Install(enbs)
+        mobility.Install(ue_nodes)
+        enb_devices = lte.InstallEnbDevice(enbs)
+        ue_devices = lte.InstallUeDevice(ue_nodes)
+        internet = ns.InternetStackHelper()
+        internet.Install(ue_nodes)
+        ue_interfaces = epc.AssignUeIpv4Address(ns.NetDeviceContainer(ue_devices))
+        static = ns.Ipv4StaticRoutingHelper()
+        self.ue_addresses = {}
+        for ue in self.ues:
+            node = ue_nodes.Get(ue.index)
+            static.GetStaticRouting(node.GetObject[ns.Ipv4]()).SetDefaultRoute(epc.GetUeDefaultGatewayAddress(), 1)
+            self.ue_addresses[ue.index] = ue_interfaces.GetAddress(ue.index)
+            lte.Attach(ue_devices.Get(ue.index), enb_devices.Get(names.index(ue.serving_node)))
+        self.ue_nodes = ue_nodes
+        self._keep += [lte, epc, enbs, ue_nodes, positions, mobility, enb_devices, ue_devices, internet,
+                       ue_interfaces, static]
+        self.lte = lte
+        return epc.GetPgwNode()
+
+
+def _address_text(address) -> str:
+    import io
+
+    out = io.StringIO()
+    # Ipv4Address prints as dotted quad through operator<<; cppyy maps it to str().
+    out.write(str(address))
+    return out.getvalue()
