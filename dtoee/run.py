@@ -90,6 +90,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     bar = _progress(network, cosim, horizon_s) if show else None
     setup_wall_s = time.perf_counter() - wall_start
     error: BaseException | None = None
+    run_started = time.perf_counter()
     try:
         network.run(horizon_s)
     except BaseException as caught:  # interrupted or failed: keep what was simulated
@@ -97,6 +98,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     finally:
         if bar is not None:
             bar.close()
+    run_wall_s = time.perf_counter() - run_started
     reached_s = network.now()
     tasks = tasks_frame(cosim.tasks)
     summary = summarize(
@@ -105,7 +107,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
         model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
         simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
-        setup_wall_s=setup_wall_s, forward_wall_s=executor.forward_time_s,
+        setup_wall_s=setup_wall_s, run_wall_s=run_wall_s, forward_wall_s=executor.forward_time_s,
         partial=error is not None, partial_reason=None if error is None else f"{type(error).__name__}: {error}",
     )
     write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv)

@@ -93,7 +93,7 @@ class Ns3Network:
         self._endpoint_ids: dict[str, int] = {}
         self._keep: list = []  # every ns-3 object and callable C++ may still point at
         self.server_addresses: dict[str, str] = {}
-        self._pcap_devices: list[tuple[str, object, object]] = []  # (file name, helper, device)
+        self._pcap_devices: list[tuple[str, object]] = []  # (file name, device)
         ns = self.ns
         ns.RngSeedManager.SetSeed(1)
         ns.RngSeedManager.SetRun(ns3_run_number(scenario.simulation.seed))
@@ -125,6 +125,10 @@ class Ns3Network:
         self._pending[message_id] = on_delivered
         if not self.glue.SendMessage(self._endpoint_ids[src], self._endpoint_ids[dst], message_id, int(payload_bytes)):
             raise ValueError(f"cannot send {payload_bytes} B from {src} to {dst}")
+
+    def send_at(self, at_s: float, src: str, dst: str, payload_bytes: int) -> None:
+        """Schedule a message at ``at_s`` that no Python code waits for (benchmarks)."""
+        self.glue.ScheduleSendAt(float(at_s), self._endpoint_ids[src], self._endpoint_ids[dst], int(payload_bytes))
 
     def run(self, until_s: float) -> None:
         """Run the simulation to ``until_s``; re-raise the first exception a callback raised."""
@@ -179,8 +183,8 @@ class Ns3Network:
                 devices = core.Install(pgw, self.servers[name])
                 addresses = self._assign(devices, f"10.100.{i}.0")
                 self.server_addresses[name] = addresses[1]
-                self._pcap_devices += [(f"core_{name}_at_pgw.pcap", core, devices.Get(0)),
-                                       (f"core_{name}_at_{name}.pcap", core, devices.Get(1))]
+                self._pcap_devices += [(f"core_{name}_at_pgw.pcap", devices.Get(0)),
+                                       (f"core_{name}_at_{name}.pcap", devices.Get(1))]
                 interface = self.servers[name].GetObject[ns.Ipv4]().GetInterfaceForDevice(devices.Get(1))
                 routing[name].AddNetworkRouteTo(ns.Ipv4Address("7.0.0.0"), ns.Ipv4Mask("255.0.0.0"), interface)
             self._core_helper = core
@@ -207,8 +211,8 @@ class Ns3Network:
             link_address[(a, b)] = (addresses[1], ipv4_a.GetInterfaceForDevice(devices.Get(0)))
             link_address[(b, a)] = (addresses[0], ipv4_b.GetInterfaceForDevice(devices.Get(1)))
             self._backhaul_helpers.append(helper)
-            self._pcap_devices += [(f"backhaul_{a}-{b}_at_{a}.pcap", helper, devices.Get(0)),
-                                   (f"backhaul_{a}-{b}_at_{b}.pcap", helper, devices.Get(1))]
+            self._pcap_devices += [(f"backhaul_{a}-{b}_at_{a}.pcap", devices.Get(0)),
+                                   (f"backhaul_{a}-{b}_at_{b}.pcap", devices.Get(1))]
             for name in (a, b):
                 self.server_addresses.setdefault(name, addresses[0] if name == a else addresses[1])
 
@@ -231,6 +235,8 @@ class Ns3Network:
                     )
 
         for name in names:
+            if name not in self.server_addresses:
+                continue  # a lone server without radio: nothing can reach it, nothing needs to
             self._endpoint_ids[node_endpoint(name)] = self.glue.RegisterEndpoint(
                 self.servers[name], ns.Ipv4Address(self.server_addresses[name])
             )
@@ -242,8 +248,8 @@ class Ns3Network:
         if pcap_dir is not None:
             # One file per device, named after the link and the side it was captured on.
             pcap_dir.mkdir(parents=True, exist_ok=True)
-            for filename, helper, device in self._pcap_devices:
-                helper.EnablePcap(str(pcap_dir / filename), device, False, True)
+            for filename, device in self._pcap_devices:
+                self.glue.EnablePcap(device, str(pcap_dir / filename))
 
     def _p2p(self, rate_bps: float, delay_s: float, loss: float):
         ns = self.ns

@@ -1,5 +1,7 @@
 #include "dtoee_glue.h"
 
+#include "ns3/point-to-point-module.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -51,10 +53,11 @@ struct Endpoint
 };
 
 std::vector<Endpoint> g_endpoints;
+std::vector<Ptr<PcapFileWrapper>> g_pcaps;
 
 void Dispatch(int64_t id)
 {
-    if (g_dispatch)
+    if (g_dispatch && id >= 0) // negative ids: traffic that no Python code waits for
     {
         g_dispatch(id);
     }
@@ -223,8 +226,21 @@ void ScheduleIn(double delay_s, int64_t id)
     Simulator::Schedule(NanoSeconds(ns), &Dispatch, id);
 }
 
+void EnablePcap(Ptr<NetDevice> device, const std::string& filename)
+{
+    PcapHelper helper;
+    Ptr<PcapFileWrapper> file = helper.CreateFile(filename, std::ios::out, PcapHelper::DLT_PPP);
+    helper.HookDefaultSink<PointToPointNetDevice>(DynamicCast<PointToPointNetDevice>(device), "PromiscSniffer", file);
+    g_pcaps.push_back(file);
+}
+
 void Reset()
 {
+    for (auto& file : g_pcaps)
+    {
+        file->Close();
+    }
+    g_pcaps.clear();
     g_dispatch = nullptr;
     g_endpoints.clear();
 }
@@ -259,6 +275,12 @@ bool SendMessage(int32_t src, int32_t dst, int64_t msg_id, uint64_t payload_byte
     conn.backlogBytes += kHeaderBytes + payload_bytes;
     Pump(src, dst);
     return true;
+}
+
+void ScheduleSendAt(double at_s, int32_t src, int32_t dst, uint64_t payload_bytes)
+{
+    int64_t ns = std::llround(std::max(0.0, at_s - Simulator::Now().GetSeconds()) * 1e9);
+    Simulator::Schedule(NanoSeconds(ns), [src, dst, payload_bytes]() { SendMessage(src, dst, -1, payload_bytes); });
 }
 
 uint64_t BytesSent(int32_t endpoint)

@@ -16,6 +16,8 @@
 #include "ns3/internet-module.h"
 #include "ns3/network-module.h"
 
+#include <string>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -33,13 +35,23 @@ constexpr uint16_t kPort = 9000;
 void SetDispatcher(std::function<void(int64_t)> dispatcher);
 /// Schedule a dispatcher call `delay_s` simulated seconds from now (rounded to 1 ns).
 void ScheduleIn(double delay_s, int64_t id);
-/// Clear the dispatcher and all endpoints (end of a run; C++ must not call Python after).
+/// Close pcap files, clear the dispatcher and all endpoints (end of a run; C++ must not
+/// call Python after this).
 void Reset();
+
+/// Capture every packet a point-to-point device sends or receives into `filename` (pcap,
+/// DLT_PPP). Unlike PointToPointHelper::EnablePcap, Reset() closes the files, so they are
+/// complete even when the process ends with _exit (a forked simulation child does).
+void EnablePcap(ns3::Ptr<ns3::NetDevice> device, const std::string& filename);
 
 /// Give `node` an endpoint listening on `address`:kPort; returns its id (0, 1, 2, ...).
 int32_t RegisterEndpoint(ns3::Ptr<ns3::Node> node, ns3::Ipv4Address address);
 /// Queue a message; returns false when src or dst is unknown.
 bool SendMessage(int32_t src, int32_t dst, int64_t msg_id, uint64_t payload_bytes);
+
+/// Send a message at absolute simulated time `at_s` with no Python involved at either end
+/// (benchmarks: the same traffic as a co-simulation, without its task logic).
+void ScheduleSendAt(double at_s, int32_t src, int32_t dst, uint64_t payload_bytes);
 
 /// Per-endpoint counters, all in bytes or messages of the application stream (TCP payload).
 uint64_t BytesSent(int32_t endpoint);

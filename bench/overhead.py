@@ -1,0 +1,103 @@
+"""Overhead of the co-simulation's Python task logic over the network it drives.
+
+Runs the default scenario (full co-simulation), then the same traffic on the same network
+with no Python task logic: every uplink, offload and result message of the first run is
+re-sent from C++ at its recorded start time. Both run in children forked from this
+process (ns-3 imported once) and the wall time of ``Simulator::Run`` alone is compared.
+
+    python bench/overhead.py [SCENARIO.toml] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _network_only(scenario, hops_path: str, conn) -> None:
+    import numpy as np
+
+    from dtoee.run import place_ues
+    from dtoee.seeding import numpy_streams
+    from ns3_glue.network import Ns3Network
+
+    rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
+    network = Ns3Network(scenario, place_ues(scenario, rngs["placement"]))
+    hops = pd.read_parquet(hops_path)
+    transfers = hops[hops["kind"].isin(["uplink", "offload", "result"])]
+    for row in transfers.itertuples():
+        network.send_at(row.start_s, row.src, row.dst, row.bytes)
+    started = time.perf_counter()
+    network.run(scenario.simulation.duration_s + scenario.simulation.drain_s)
+    conn.send((time.perf_counter() - started, len(transfers)))
+    conn.close()
+
+
+def _full(scenario, out: str, conn) -> None:
+    from dtoee.run import run_scenario
+
+    summary = run_scenario(scenario, out, progress=False)
+    conn.send((summary["run_wall_s"], summary["tasks_generated"]))
+    conn.close()
+
+
+def in_child(target, *args):
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(*args, sender))
+    child.start()
+    sender.close()
+    result = receiver.recv()
+    child.join()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "city_small.toml"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from dtoee.config import load_scenario
+    from dtoee.run import load_model
+    from ns3_glue.build import load_glue
+
+    scenario = load_scenario(args.scenario, ["simulation.progress=false"])
+    load_model(scenario)  # train/profile once, before any fork
+    started = time.perf_counter()
+    load_glue()
+    import_s = time.perf_counter() - started
+    full_s, bare_s = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        for repeat in range(args.repeats):
+            out = Path(scratch) / f"run{repeat}"
+            wall, tasks = in_child(_full, scenario, str(out))
+            full_s.append(wall)
+            wall, messages = in_child(_network_only, scenario, str(out / "hops.parquet"))
+            bare_s.append(wall)
+    full, bare = statistics.median(full_s), statistics.median(bare_s)
+    print(f"scenario {scenario.name}: {tasks} tasks, {messages} messages, "
+          f"{scenario.simulation.duration_s + scenario.simulation.drain_s:.0f} simulated s; "
+          f"ns-3 import {import_s:.1f} s (paid once)")
+    print("| run | Simulator::Run wall s (median of %d) |" % args.repeats)
+    print("|---|---|")
+    print(f"| full co-simulation | {full:.2f} |")
+    print(f"| same traffic, no Python task logic | {bare:.2f} |")
+    print(f"| ratio | {full / bare:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
