@@ -1,0 +1,723 @@
+"""DTO-EE as per-node agents: DTO-R (receivers) and DTO-O (offloaders).
+
+The problem (see :mod:`optimizer.system`, :mod:`optimizer.centralized`)::
+
+    min_{x, theta}  J = D(x, theta) - w A(x, theta)
+    s.t.  x_i^k in the simplex over the stage-k hosts i reaches,  theta_j^k in [0, 1],
+          rho_j < 1,  u_ij < 1      (capacity; exterior-point penalty, below)
+
+is convex in the flows ``f_ij^k = phi_i^k x_ij^k`` and continuing flows ``g_j^k =
+Lambda_j^k (1 - e_k(theta_j^k))``. Each node agent holds only its own variables (its
+outgoing offloading probabilities per stage, its exit thresholds, kept as exit shares
+``e_j^k``), its local measurements (Lambda_j^k, phi_j^k, mu_j^k, its outgoing links) and the
+last reports its downstream neighbours sent it. One round:
+
+1. **DTO-R** (every host j of stage k, stages K..1): from its queue and the reports of its
+   own stage-(k+1) hosts it computes (see :mod:`optimizer.marginals`)::
+
+       delta_j^k = N_r'(rho_j)/mu_j^k - w A_k(e_j^k) + (1 - e_j^k) Delta_j^{k+1}
+       h_j^k     = N_r''(rho_j)/mu_j^k^2 + (1 - e_j^k)^2 H_j^{k+1}
+
+   and sends ``(delta_j^k, h_j^k, n_j^k, headroom)`` to each node that may offload stage k
+   to it. ``n_j^k`` = number of such senders: a Jacobi safeguard (the offloader uses
+   ``n_j^k h_j^k`` as the curvature), so simultaneous steps of all senders together make
+   about one Newton step at j; ``headroom`` = spare rate up to ``rho_bar``, shared among
+   the senders of all stages j hosts. (H_j^{k+1} is built from the raw h of the hosts j
+   sends to.)
+2. **DTO-O** (every offloader i of stage k): with path marginals ``a_j = l_ij^k + delta_j^k``
+   and curvatures ``H_j = m_i l''_ij^k + n_j h_j^k`` it takes a scaled projected-gradient
+   step on its own outgoing flows (exact solve of the diagonal Newton model on the capped
+   simplex, :func:`optimizer.marginals.scaled_simplex_step`)::
+
+       f_i^k+ = argmin_{f in phi_i^k Simplex, f_j <= f_ij^k + headroom_j}
+                a.(f - f_i^k) + 1/2 (f - f_i^k)' diag(H) (f - f_i^k)
+       x_i^k  = (1 - beta) x_i^k + beta f_i^k+ / phi_i^k
+
+   (``m_i`` = number of stages i sends over that link; ``beta`` adapted locally: halved
+   when a step reverses the previous one, grown by 10% otherwise, cautious at the start.)
+
+   and every host j of stage k < K moves its exit share by an exact 1-D proximal Newton
+   step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` (the threshold is set where the marginal
+   delay saved by exiting equals w times the marginal accuracy lost), damped by its own
+   adaptive beta and kept within the downstream hosts' headroom, then reads
+   ``theta_j^k = e_k^{-1}(e_j^k)`` from the exit curve.
+
+Capacity constraints: queues are costed with the exterior-point penalty
+``N_r`` (:class:`optimizer.queueing.PenalizedQueue`), ``r`` multiplied by
+``penalty_growth`` every ``penalty_period`` rounds (each agent counts its own rounds).
+
+Every update is a convex combination of feasible points, so after every round each
+``x_i^k`` is a probability distribution and each threshold lies in [0, 1].
+
+:func:`run_in_memory` runs synchronous rounds over an in-memory exchange; :class:`DtoeePolicy`
+runs the same agents inside the co-simulation, one step per node every ``period_s``, from
+:class:`~optimizer.policy.NodeMeasurements` and :class:`~optimizer.policy.ControlMessage`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from optimizer.exit_curves import exit_share_at, threshold_for_exit_share
+from optimizer.marginals import (
+    best_exit_share,
+    link_marginal,
+    node_marginal,
+    receiver_marginal,
+    scaled_simplex_step,
+)
+from optimizer.policy import ControlMessage, NodeMeasurements
+from optimizer.queueing import PenalizedQueue
+from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propagate
+
+MESSAGE_KIND = "dtoee/marginal"
+_EPS_FLOW = 1e-12
+
+
+@dataclass(frozen=True)
+class DtoeeConfig:
+    """Tuning of the agents (defaults are what the acceptance tests use).
+
+    step: beta_max in (0, 1], the largest damping factor of a step (offloading and exit share).
+    min_step: beta_min, the smallest one. Each agent adapts its own beta per stage: halved
+        when its step reverses the previous one (negative inner product: an oscillation),
+        grown by ``step_growth`` otherwise (a local, message-free safeguard).
+    initial_step: beta of an agent's first steps (cautious start; grows to ``step``).
+    rho_bar: utilisation where the capacity penalty starts.
+    penalty_start, penalty_growth, penalty_period: exterior-penalty weight r schedule.
+    initial_threshold: theta at start (every host, k < K).
+    start: "capacity" (x_ij^k proportional to mu_j^k) or "local" (run here when possible).
+    zero_flow_step: share moved toward the cheapest host by an offloader with no flow.
+    early_exit: False freezes every threshold at 1 (no early exit) and only routes.
+    max_report_age_s: reports older than this are ignored (DtoeePolicy); None = 3 periods.
+    """
+
+    step: float = 1.0
+    min_step: float = 0.05
+    initial_step: float = 0.25
+    step_growth: float = 1.1
+    rho_bar: float = 0.99
+    penalty_start: float = 1.0
+    penalty_growth: float = 10.0
+    penalty_period: int = 50
+    initial_threshold: float = 0.8
+    start: str = "capacity"
+    zero_flow_step: float = 0.5
+    early_exit: bool = True
+    max_report_age_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.step <= 1:
+            raise ValueError(f"step must lie in (0, 1], got {self.step!r}")
+        if not 0 < self.min_step <= self.step:
+            raise ValueError(f"min_step must lie in (0, step], got {self.min_step!r}")
+        if not self.min_step <= self.initial_step <= self.step:
+            raise ValueError(f"initial_step must lie in [min_step, step], got {self.initial_step!r}")
+        if not self.step_growth >= 1:
+            raise ValueError(f"step_growth must be >= 1, got {self.step_growth!r}")
+        if not 0 < self.rho_bar < 1:
+            raise ValueError(f"rho_bar must lie in (0, 1), got {self.rho_bar!r}")
+        if self.penalty_start < 0 or self.penalty_growth < 1 or self.penalty_period < 1:
+            raise ValueError(
+                "need penalty_start >= 0, penalty_growth >= 1, penalty_period >= 1, got "
+                f"{self.penalty_start!r}, {self.penalty_growth!r}, {self.penalty_period!r}"
+            )
+        if not 0 <= self.initial_threshold <= 1:
+            raise ValueError(f"initial_threshold must lie in [0, 1], got {self.initial_threshold!r}")
+        if self.start not in ("capacity", "local"):
+            raise ValueError(f"start must be 'capacity' or 'local', got {self.start!r}")
+        if not 0 < self.zero_flow_step <= 1:
+            raise ValueError(f"zero_flow_step must lie in (0, 1], got {self.zero_flow_step!r}")
+        if self.max_report_age_s is not None and not self.max_report_age_s > 0:
+            raise ValueError(f"max_report_age_s must be > 0, got {self.max_report_age_s!r}")
+
+    def penalty(self, round_index: int) -> float:
+        """r at a given round: penalty_start * penalty_growth ** (round // penalty_period)."""
+        return self.penalty_start * self.penalty_growth ** min(round_index // self.penalty_period, 12)
+
+
+@dataclass(frozen=True)
+class ReceiverReport:
+    """DTO-R message from host ``src`` about stage ``stage`` (what goes upstream).
+
+    marginal_s: delta_j^k; curvature: h_j^k; senders: n_j^k (the offloader scales h by it);
+    headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed.
+    """
+
+    src: NodeName
+    stage: int
+    marginal_s: float
+    curvature: float
+    senders: int
+    headroom_per_s: float
+    sent_s: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "kind": MESSAGE_KIND,
+            "stage": self.stage,
+            "delta_s": self.marginal_s,
+            "curv": self.curvature,
+            "n": self.senders,
+            "headroom": self.headroom_per_s,
+            "sent_s": self.sent_s,
+        }
+
+    @classmethod
+    def from_payload(cls, src: NodeName, payload: Mapping[str, Any]) -> "ReceiverReport | None":
+        """Parse a payload; None if it is not a well-formed DTO-EE report."""
+        try:
+            if payload.get("kind") != MESSAGE_KIND:
+                return None
+            report = cls(
+                src=src,
+                stage=int(payload["stage"]),
+                marginal_s=float(payload["delta_s"]),
+                curvature=float(payload["curv"]),
+                senders=max(1, int(payload.get("n", 1))),
+                headroom_per_s=float(payload["headroom"]),
+                sent_s=float(payload["sent_s"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if not all(math.isfinite(v) for v in (report.marginal_s, report.curvature, report.sent_s)):
+            return None
+        return report
+
+
+@dataclass
+class LocalObservation:
+    """What node i knows about itself this round (measured, never read from others).
+
+    arrival_per_s: {k: Lambda_i^k}; demand_per_s: {k: phi_i^k}; service_rate_per_s:
+    {k: mu_i^k}; capacity_bytes_per_s / propagation_s: {neighbour: C_ij, p_ij}.
+    """
+
+    arrival_per_s: dict[int, float] = field(default_factory=dict)
+    demand_per_s: dict[int, float] = field(default_factory=dict)
+    service_rate_per_s: dict[int, float] = field(default_factory=dict)
+    capacity_bytes_per_s: dict[NodeName, float] = field(default_factory=dict)
+    propagation_s: dict[NodeName, float] = field(default_factory=dict)
+
+
+class NodeAgent:
+    """One node's DTO-EE state and updates; knows the static prior, not others' state."""
+
+    def __init__(self, system: SystemModel, name: NodeName, config: DtoeeConfig) -> None:
+        if name not in system.nodes:
+            raise ValueError(f"unknown node {name!r}; allowed: {system.nodes}")
+        self.system = system
+        self.name = name
+        self.config = config
+        K = system.num_stages
+        self.hosted = system.stages_hosted(name)
+        self.offload_stages = tuple(
+            k for k in range(1, K + 1) if system.targets(name, k) and (k == 1 or name in system.hosts[k - 1])
+        )
+        self.targets = {k: system.targets(name, k) for k in self.offload_stages}
+        self.links_used = {
+            j: sum(1 for k in self.offload_stages if j in self.targets[k]) for j in system.nodes if j != name
+        }
+        self.sender_count = {k: max(1, len(system.senders(name, k))) for k in self.hosted}
+        self.reset()
+
+    # ----- state ---------------------------------------------------------------------
+    def reset(self) -> None:
+        system, cfg = self.system, self.config
+        self.x: dict[int, np.ndarray] = {}
+        for k in self.offload_stages:
+            targets = self.targets[k]
+            if cfg.start == "local" and self.name in targets:
+                weights = np.array([1.0 if j == self.name else 0.0 for j in targets])
+            else:
+                weights = np.array([system.service_rate_per_s[(j, k)] for j in targets])
+            self.x[k] = weights / weights.sum()
+        self.e: dict[int, float] = {}
+        for k in self.hosted:
+            if k < system.num_stages:
+                theta = cfg.initial_threshold if cfg.early_exit else 1.0
+                self.e[k] = exit_share_at(system.exit_curves[k], theta)
+        self.rounds_done = 0
+        self.beta: dict[tuple[str, int], float] = {}
+        self.last_move: dict[tuple[str, int], np.ndarray] = {}
+        self.reports: dict[tuple[NodeName, int], ReceiverReport] = {}
+        self.own: dict[int, ReceiverReport] = {}
+        self.offload_marginal: dict[int, tuple[float, float, float]] = {}
+        self.obs = self._prior_observation()
+        self._link_bytes: dict[NodeName, float] = {}
+        self._paths_cache: dict[int, tuple[tuple, list]] = {}
+
+    def _prior_observation(self) -> LocalObservation:
+        system = self.system
+        obs = LocalObservation()
+        obs.service_rate_per_s = {k: system.service_rate_per_s[(self.name, k)] for k in self.hosted}
+        for (i, j), link in system.links.items():
+            if i == self.name:
+                obs.capacity_bytes_per_s[j] = link.capacity_bytes_per_s
+                obs.propagation_s[j] = link.propagation_s
+        return obs
+
+    def probabilities(self, k: int) -> dict[NodeName, float]:
+        return {j: float(p) for j, p in zip(self.targets[k], self.x[k])}
+
+    def threshold(self, k: int) -> float:
+        if k == self.system.num_stages:
+            return 0.0
+        return threshold_for_exit_share(self.system.exit_curves[k], self.e[k])
+
+    @property
+    def queue(self) -> PenalizedQueue:
+        return PenalizedQueue(self.config.rho_bar, self.config.penalty(self.rounds_done))
+
+    # ----- inputs --------------------------------------------------------------------
+    def observe(self, arrival_per_s: Mapping[int, float], demand_per_s: Mapping[int, float], **overrides) -> None:
+        """Take this round's local measurements (missing stages count as 0)."""
+        self.obs.arrival_per_s = {k: max(0.0, float(arrival_per_s.get(k, 0.0))) for k in self.hosted}
+        self.obs.demand_per_s = {k: max(0.0, float(demand_per_s.get(k, 0.0))) for k in self.offload_stages}
+        for key in ("service_rate_per_s", "capacity_bytes_per_s", "propagation_s"):
+            values = overrides.get(key)
+            if values:
+                current = getattr(self.obs, key)
+                for name, v in values.items():
+                    if name in current and math.isfinite(v) and v > 0:
+                        current[name] = float(v)
+        self._link_bytes = {j: self._link_bytes_per_s(j) for j in self.obs.capacity_bytes_per_s}
+        self._paths_cache.clear()
+
+    def receive(self, report: ReceiverReport) -> None:
+        """Keep the newest report per (sender, stage); ignore ones this node cannot use."""
+        k = report.stage
+        if k not in self.targets or report.src not in self.targets[k] or report.src == self.name:
+            return
+        key = (report.src, k)
+        old = self.reports.get(key)
+        if old is None or report.sent_s >= old.sent_s:
+            self.reports[key] = report
+            self._paths_cache.pop(k, None)
+
+    # ----- DTO-R ---------------------------------------------------------------------
+    def rho(self) -> float:
+        return sum(self.obs.arrival_per_s.get(k, 0.0) / self.obs.service_rate_per_s[k] for k in self.hosted)
+
+    def report(self, k: int, now_s: float, max_age_s: float | None = None) -> ReceiverReport:
+        """delta_j^k, n h_j^k and headroom for stage k (needs this round's stage k+1 reports)."""
+        system = self.system
+        queue = self.queue
+        rho = self.rho()
+        mu = self.obs.service_rate_per_s[k]
+        first, second = node_marginal(queue, rho, mu)
+        if k == system.num_stages:
+            delta, curv = receiver_marginal(first, second, system.w, system.hull(k).value(1.0), 0.0, 0.0, 0.0)
+        else:
+            cont, cont_curv, _ = self._continue_marginal(k + 1, now_s, max_age_s)
+            e = self.e[k]
+            delta, curv = receiver_marginal(
+                first, second, system.w, system.hull(k).value(e), 1.0 - e, cont, cont_curv
+            )
+        n = self.sender_count[k]
+        # node headroom is shared by every sender of every stage this node hosts
+        headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
+        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s)
+        self.own[k] = report
+        self._paths_cache.pop(k, None)
+        return report
+
+    def _paths(self, k: int, now_s: float, max_age_s: float | None):
+        """Per target of stage k: (a_j, raw curvature, Jacobi-scaled curvature, headroom) or None.
+
+        a_j = l_ij^k + delta_j^k; raw = l''_ij^k + h_j^k; scaled = m_i l''_ij^k + n_j h_j^k.
+        """
+        cache_key = (now_s, max_age_s, self.rounds_done)
+        cached = self._paths_cache.get(k)
+        if cached is not None and cached[0] == cache_key:
+            return cached[1]
+        system, obs = self.system, self.obs
+        queue = self.queue
+        paths = []
+        for j in self.targets[k]:
+            rep = self.own.get(k) if j == self.name else self.reports.get((j, k))
+            if rep is None or (max_age_s is not None and now_s - rep.sent_s > max_age_s):
+                paths.append(None)
+                continue
+            if j == self.name:
+                paths.append((rep.marginal_s, rep.curvature, rep.senders * rep.curvature, rep.headroom_per_s))
+                continue
+            cap = obs.capacity_bytes_per_s[j]
+            b = system.transfer_bytes[k]
+            util = self._link_bytes.get(j, 0.0) / cap
+            first, second = link_marginal(queue, util, b, cap, obs.propagation_s[j])
+            link_room = max(0.0, (self.config.rho_bar - util) * cap / b) if b > 0 else math.inf
+            paths.append(
+                (
+                    first + rep.marginal_s,
+                    second + rep.curvature,
+                    self.links_used[j] * second + rep.senders * rep.curvature,
+                    min(rep.headroom_per_s, link_room),
+                )
+            )
+        self._paths_cache[k] = (cache_key, paths)
+        return paths
+
+    def _link_bytes_per_s(self, j: NodeName) -> float:
+        total = 0.0
+        for k in self.offload_stages:
+            if j in self.targets[k]:
+                idx = self.targets[k].index(j)
+                total += self.system.transfer_bytes[k] * self.obs.demand_per_s.get(k, 0.0) * self.x[k][idx]
+        return total
+
+    def _continue_marginal(self, k: int, now_s: float, max_age_s: float | None) -> tuple[float, float, float]:
+        """(Delta_i^k, H_i^k raw, H_i^k Jacobi-scaled) over the known targets, from current x_i^k."""
+        paths = self._paths(k, now_s, max_age_s)
+        x = self.x[k]
+        known = [n for n, p in enumerate(paths) if p is not None]
+        if not known:
+            return self.offload_marginal.get(k, (0.0, 0.0, 0.0))
+        weights = x[known]
+        if weights.sum() <= 0:
+            best = min(known, key=lambda n: paths[n][0])
+            value = paths[best][:3]
+        else:
+            weights = weights / weights.sum()
+            value = (
+                float(sum(wt * paths[n][0] for wt, n in zip(weights, known))),
+                float(sum(wt * paths[n][1] for wt, n in zip(weights, known))),
+                float(sum(wt * paths[n][2] for wt, n in zip(weights, known))),
+            )
+        self.offload_marginal[k] = value
+        return value
+
+    # ----- DTO-O ---------------------------------------------------------------------
+    def update(self, now_s: float, max_age_s: float | None = None) -> None:
+        """One DTO-O step: offloading of every stage this node sends, then its thresholds."""
+        continuing = {}
+        for k in self.hosted:
+            if k < self.system.num_stages and self.config.early_exit:
+                continuing[k] = self._continue_marginal(k + 1, now_s, max_age_s)
+        for k in self.offload_stages:
+            self._update_offloading(k, now_s, max_age_s)
+        for k, (cont, _, cont_curv) in continuing.items():
+            target = best_exit_share(
+                self.system.hull(k),
+                self.system.w,
+                cont,
+                self.obs.arrival_per_s.get(k, 0.0),
+                cont_curv,
+                self.e[k],
+            )
+            if target < self.e[k]:  # more continuing flow: stay within downstream headroom
+                room = self._continue_room(k + 1, now_s, max_age_s)
+                lam = self.obs.arrival_per_s.get(k, 0.0)
+                if lam > _EPS_FLOW and math.isfinite(room):
+                    target = max(target, self.e[k] - room / lam)
+            move = np.array([target - self.e[k]])
+            beta = self._adapt_step(("e", k), move)
+            self.e[k] = float(min(1.0, max(0.0, self.e[k] + beta * move[0])))
+        self.rounds_done += 1
+
+    def _continue_room(self, k: int, now_s: float, max_age_s: float | None) -> float:
+        """Largest rise of this node's stage-k demand phi_i^k that keeps every host it sends
+        to (split by x_i^k) within the headroom the host reported: min_j room_j / x_ij^k."""
+        paths = self._paths(k, now_s, max_age_s)
+        room = math.inf
+        for p, share in zip(paths, self.x[k]):
+            if p is not None and share > 1e-12:
+                room = min(room, p[3] / share)
+        return room
+
+    def _adapt_step(self, key: tuple[str, int], move: np.ndarray) -> float:
+        """beta for this move: halve it after a reversal, else grow it (bounded)."""
+        cfg = self.config
+        beta = self.beta.get(key, cfg.initial_step / cfg.step_growth)
+        last = self.last_move.get(key)
+        if last is not None and last.shape == move.shape and float(last @ move) < 0:
+            beta = max(cfg.min_step, 0.5 * beta)
+        else:
+            beta = min(cfg.step, cfg.step_growth * beta)
+        self.beta[key] = beta
+        self.last_move[key] = move
+        return beta
+
+    def _update_offloading(self, k: int, now_s: float, max_age_s: float | None) -> None:
+        paths = self._paths(k, now_s, max_age_s)
+        known = np.array([n for n, p in enumerate(paths) if p is not None], dtype=int)
+        if known.size < 2:
+            return
+        x = self.x[k]
+        phi = self.obs.demand_per_s.get(k, 0.0)
+        a = np.array([paths[n][0] for n in known])
+        if phi <= _EPS_FLOW:
+            mass = x[known].sum()
+            target = np.zeros(known.size)
+            target[int(np.argmin(a))] = mass
+            new = x.copy()
+            step = self.config.zero_flow_step
+            new[known] = (1 - step) * x[known] + step * target
+            self.x[k] = _normalised(new)
+            return
+        H = np.array([paths[n][2] for n in known])
+        room = np.array([paths[n][3] for n in known])
+        f0 = phi * x[known]
+        total = float(f0.sum())
+        if total <= _EPS_FLOW:
+            return
+        f = scaled_simplex_step(f0, a, H, f0 + room, total)
+        move = np.zeros_like(x)
+        move[known] = f / phi - x[known]
+        beta = self._adapt_step(("x", k), move)
+        self.x[k] = _normalised(x + beta * move)
+
+
+def _normalised(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, None)
+    return p / p.sum()
+
+
+# ----- in-memory synchronous rounds --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class History:
+    """Per-round record of an in-memory run (index t = after round t+1).
+
+    objective, mean_delay_s, accuracy: J, D, A of the strategy after each round (hull
+    model, :func:`optimizer.system.evaluate_exit_shares`); max_rho: largest node
+    utilisation; invariant_violation: largest distance of any x_i^k from the simplex or
+    theta from [0, 1] (0 when the invariants hold); initial_objective: J at the start;
+    x, theta, exit_share: final strategy; update_time_s: mean wall time of one node's
+    DTO-R + DTO-O work per round.
+    """
+
+    objective: np.ndarray
+    mean_delay_s: np.ndarray
+    accuracy: np.ndarray
+    max_rho: np.ndarray
+    invariant_violation: np.ndarray
+    initial_objective: float
+    x: dict[tuple[NodeName, int], dict[NodeName, float]]
+    theta: dict[tuple[NodeName, int], float]
+    exit_share: dict[tuple[NodeName, int], float]
+    update_time_s: dict[NodeName, float]
+
+    def rounds_to_gap(self, optimum_objective: float, optimum_delay_s: float, gap: float = 0.01) -> int | None:
+        """First round (1-based) with (J - J*) / D* <= gap, or None."""
+        hit = np.nonzero((self.objective - optimum_objective) / optimum_delay_s <= gap)[0]
+        return int(hit[0]) + 1 if hit.size else None
+
+
+def make_agents(system: SystemModel, config: DtoeeConfig | None = None) -> dict[NodeName, NodeAgent]:
+    config = config or DtoeeConfig()
+    return {name: NodeAgent(system, name, config) for name in system.nodes}
+
+
+def strategy_of(agents: Mapping[NodeName, NodeAgent]):
+    """(x, theta, exit_share) of all agents, in the dict formats of :mod:`optimizer.system`."""
+    x, theta, shares = {}, {}, {}
+    for agent in agents.values():
+        for k in agent.offload_stages:
+            x[(agent.name, k)] = agent.probabilities(k)
+        for k in agent.hosted:
+            theta[(agent.name, k)] = agent.threshold(k)
+            shares[(agent.name, k)] = agent.e.get(k, 1.0)
+    return x, theta, shares
+
+
+def invariant_violation(x, theta) -> float:
+    """max over x_i^k of |sum - 1| and negative mass, and of theta outside [0, 1]."""
+    worst = 0.0
+    for probs in x.values():
+        values = np.fromiter(probs.values(), dtype=float)
+        worst = max(worst, abs(values.sum() - 1.0), float(max(0.0, -values.min())))
+    for t in theta.values():
+        worst = max(worst, max(0.0, -t, t - 1.0)) if math.isfinite(t) else math.inf
+    return worst
+
+
+def run_in_memory(
+    system: SystemModel,
+    rounds: int = 300,
+    *,
+    config: DtoeeConfig | None = None,
+    callback: Callable[[int, dict, dict], None] | None = None,
+) -> History:
+    """Synchronous DTO-EE rounds over an in-memory exchange.
+
+    Each round: (measure) flows of the current strategy give every node its own
+    Lambda_j^k and phi_i^k; (DTO-R) hosts report delta_j^k upstream, stage K first, so a
+    round's reports carry downstream costs in one wave; (DTO-O) every node updates its own
+    offloading and thresholds. ``callback(round, x, theta)`` sees the strategy after each
+    round.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
+    config = config or DtoeeConfig()
+    agents = make_agents(system, config)
+    K = system.num_stages
+    x, theta, shares = strategy_of(agents)
+    initial = evaluate_exit_shares(system, x, shares).objective
+    records = {name: [] for name in ("objective", "delay", "accuracy", "rho", "violation")}
+    busy = {name: 0.0 for name in system.nodes}
+    for t in range(rounds):
+        now = float(t)
+        flows = propagate(system, x, shares)
+        for name, agent in agents.items():
+            agent.observe(
+                {k: flows.arrival.get((name, k), 0.0) for k in agent.hosted},
+                {k: flows.phi.get((name, k), 0.0) for k in agent.offload_stages},
+            )
+        for k in range(K, 0, -1):
+            for j in system.hosts[k]:
+                started = time.perf_counter()
+                report = agents[j].report(k, now)
+                busy[j] += time.perf_counter() - started
+                for sender in system.senders(j, k):
+                    if sender != j:
+                        agents[sender].receive(report)
+        for name, agent in agents.items():
+            started = time.perf_counter()
+            agent.update(now)
+            busy[name] += time.perf_counter() - started
+        x, theta, shares = strategy_of(agents)
+        ev = evaluate_exit_shares(system, x, shares)
+        records["objective"].append(ev.objective)
+        records["delay"].append(ev.mean_delay_s)
+        records["accuracy"].append(ev.accuracy)
+        records["rho"].append(max(ev.rho.values()))
+        records["violation"].append(invariant_violation(x, theta))
+        if callback is not None:
+            callback(t + 1, x, theta)
+    return History(
+        objective=np.array(records["objective"]),
+        mean_delay_s=np.array(records["delay"]),
+        accuracy=np.array(records["accuracy"]),
+        max_rho=np.array(records["rho"]),
+        invariant_violation=np.array(records["violation"]),
+        initial_objective=initial,
+        x=x,
+        theta=theta,
+        exit_share=shares,
+        update_time_s={name: v / rounds for name, v in busy.items()},
+    )
+
+
+# ----- the co-simulation policy -------------------------------------------------------------
+
+
+class DtoeePolicy:
+    """DTO-EE agents behind the :class:`~optimizer.policy.AdaptivePolicy` contract.
+
+    Built from a :class:`SystemModel` that is the *prior* (hosts, profiled mu, exit curves,
+    configured links). Every ``period_s`` the co-simulation calls ``step(node, measurements,
+    inbox)``; the node then
+
+    * refreshes its local view from ``measurements``: Lambda_j^k = ``arrivals_per_s[k]``,
+      phi_i^k = ``forwarded_per_s[k]`` (all its stage-k tasks, incl. those run locally; if
+      absent, ``external_arrivals_per_s`` for k = 1 and Lambda^{k-1}(1 - e^{k-1}) after),
+      mu_j^k = ``service_rate_per_s[k]`` (prior if absent), C_ij = ``link_rate_bps[j] / 8``
+      (prior if absent; read as the link's available rate);
+    * stores the reports in ``inbox`` (newest per sender and stage; malformed ones ignored);
+    * runs DTO-R for its stages (K first, so its own reports feed each other at once) and
+      DTO-O with the reports no older than ``max_report_age_s``: a host whose report was
+      lost or is stale keeps its share of the flow until a fresh report arrives;
+    * returns one :class:`ControlMessage` per upstream sender and hosted stage.
+
+    Information crosses one hop per period, so a K-stage chain needs K periods to carry
+    downstream costs upstream; messages are never read from another node's state.
+    """
+
+    def __init__(
+        self,
+        system: SystemModel,
+        *,
+        period_s: float = 1.0,
+        config: DtoeeConfig | None = None,
+        message_bytes: int = 64,
+    ) -> None:
+        if not (math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
+        self.system = system
+        self.period_s = float(period_s)
+        self.config = config or DtoeeConfig()
+        self.message_bytes = int(message_bytes)
+        self._max_age_s = (
+            self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
+        )
+        self.agents = make_agents(system, self.config)
+
+    # Policy
+    def offload_probabilities(self, node: NodeName, stage: int) -> Mapping[NodeName, float]:
+        agent = self._agent(node)
+        if stage not in agent.x:
+            raise KeyError(f"node {node!r} never offloads stage {stage}")
+        return agent.probabilities(stage)
+
+    def threshold(self, node: NodeName, stage: int) -> float:
+        agent = self._agent(node)
+        if stage == self.system.num_stages:
+            return 0.0
+        if stage not in agent.e:
+            return self.config.initial_threshold if self.config.early_exit else 1.0
+        return agent.threshold(stage)
+
+    # AdaptivePolicy
+    def reset(self, *, seed: int | None = None) -> None:
+        """Back to the initial strategy (DTO-EE is deterministic; ``seed`` is accepted, unused)."""
+        for agent in self.agents.values():
+            agent.reset()
+
+    def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
+        agent = self._agent(node)
+        now = float(measurements.now_s)
+        for message in inbox:
+            if message.dst != node:
+                continue
+            report = ReceiverReport.from_payload(message.src, message.payload)
+            if report is not None:
+                agent.receive(report)
+        self._observe(agent, measurements)
+        out: list[ControlMessage] = []
+        for k in sorted(agent.hosted, reverse=True):
+            report = agent.report(k, now, self._max_age_s)
+            payload = report.to_payload()
+            for sender in self.system.senders(node, k):
+                if sender != node:
+                    out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
+        agent.update(now, self._max_age_s)
+        return out
+
+    def _agent(self, node: NodeName) -> NodeAgent:
+        try:
+            return self.agents[node]
+        except KeyError:
+            raise KeyError(f"unknown node {node!r}") from None
+
+    def _observe(self, agent: NodeAgent, m: NodeMeasurements) -> None:
+        arrivals = {k: float(m.arrivals_per_s.get(k, 0.0)) for k in agent.hosted}
+        demand = {}
+        for k in agent.offload_stages:
+            if k in m.forwarded_per_s:
+                demand[k] = float(m.forwarded_per_s[k])
+            elif k == 1:
+                demand[k] = float(m.external_arrivals_per_s)
+            else:
+                demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
+        capacity = {j: float(v) / 8.0 for j, v in m.link_rate_bps.items()}
+        agent.observe(
+            arrivals,
+            demand,
+            service_rate_per_s={k: float(v) for k, v in m.service_rate_per_s.items()},
+            capacity_bytes_per_s=capacity,
+        )
+
+
+def converged_policy(system: SystemModel, rounds: int = 300, config: DtoeeConfig | None = None):
+    """StaticPolicy holding the strategy DTO-EE reaches in memory after ``rounds``."""
+    from optimizer.policy import StaticPolicy
+
+    history = run_in_memory(system, rounds, config=config)
+    return StaticPolicy(history.x, history.theta, default_threshold=0.0)

@@ -1,0 +1,568 @@
+"""The analytical system model of collaborative early-exit inference (what DTO-EE reasons with).
+
+Symbols (paper's notation, 1-based stages k = 1..K):
+
+* ``lambda_i``  external task rate entering at base station i (tasks/s);
+* ``H_k``       nodes hosting stage k;
+* ``phi_i^k``   rate of tasks at node i that need stage k next, ``phi_i^1 = lambda_i``;
+* ``x_ij^k``    probability that node i sends its stage-k tasks to host j in H_k
+                (``sum_j x_ij^k = 1``; ``j == i`` runs it locally);
+* ``f_ij^k = phi_i^k x_ij^k``  offloaded flow; ``Lambda_j^k = sum_i f_ij^k`` arrivals;
+* ``theta_j^k`` threshold of exit k at node j; ``e_k(theta)`` exit share and
+  ``alpha_k(theta)`` accuracy of exited tasks (from the exit curves);
+* ``phi_j^{k+1} = Lambda_j^k (1 - e_k(theta_j^k))`` continuing flow (``e_K = 1``: the last
+  exit takes everything, whatever theta_j^K says);
+* ``mu_j^k``    service rate of stage k at node j; node j has one server shared by its stages,
+  ``rho_j = sum_k Lambda_j^k / mu_j^k``;
+* link (i, j), capacity ``C_ij`` bytes/s, propagation ``p_ij``: byte rate
+  ``F_ij = sum_k b_k f_ij^k``, utilisation ``u_ij = F_ij / C_ij``; ``b_k`` = bytes sent when a
+  task goes to a stage-k host (k = 1 the input, k > 1 the stage k-1 activation).
+
+Mean response delay (Little's law over M/M/1 queues)::
+
+    D = [ sum_j rho_j/(1-rho_j) + sum_(i,j) u_ij/(1-u_ij) + sum_(i,j) p_ij sum_k f_ij^k ]
+        / sum_i lambda_i  +  result_delay_s
+
+Accuracy (share of all tasks answered correctly)::
+
+    A = sum_(j,k) Lambda_j^k e_k(theta_j^k) alpha_k(theta_j^k) / sum_i lambda_i
+
+Objective: ``J = D - w A`` (w in seconds per unit of accuracy), feasible iff every
+``rho_j < 1`` and ``u_ij < 1``. ``result_bytes`` is carried for the co-simulation; the
+analytical model charges the result return as the constant ``result_delay_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import math
+
+import numpy as np
+
+from optimizer.exit_curves import (
+    ConcaveHull,
+    ExitCurveData,
+    concave_hull,
+    correct_share_at,
+    exit_share_at,
+    synthetic_exit_curves,
+)
+from optimizer.queueing import mm1_number
+
+NodeName = str
+Offloading = Mapping[tuple[NodeName, int], Mapping[NodeName, float]]
+Thresholds = Mapping[tuple[NodeName, int], float]
+
+PROBABILITY_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Link:
+    """A logical directed link i -> j used to offload tasks."""
+
+    capacity_bytes_per_s: float
+    propagation_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.capacity_bytes_per_s) and self.capacity_bytes_per_s > 0):
+            raise ValueError(
+                f"capacity_bytes_per_s must be finite and > 0, got {self.capacity_bytes_per_s!r}"
+            )
+        if not (math.isfinite(self.propagation_s) and self.propagation_s >= 0):
+            raise ValueError(f"propagation_s must be finite and >= 0, got {self.propagation_s!r}")
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, eq=False)
+class SystemModel:
+    """Static description of the edge system (the *prior* a DTO-EE node starts from).
+
+    Args:
+        nodes: node names.
+        num_stages: K.
+        hosts: {k: H_k}, the nodes hosting stage k (non-empty, for every k = 1..K).
+        external_rate_per_s: {i: lambda_i >= 0}; missing nodes have 0; sum > 0.
+        service_rate_per_s: {(j, k): mu_j^k > 0} for every j in H_k (and nothing else).
+        links: {(i, j): Link}, i != j, directed.
+        transfer_bytes: {k: b_k >= 0} for k = 1..K.
+        exit_curves: {k: exit curve} for k = 1..K (any object with the ExitCurve fields).
+        w: seconds per unit of accuracy, >= 0.
+        result_bytes: size of the result sent back (co-simulation only).
+        result_delay_s: constant result-return delay added to D.
+
+    Raises:
+        ValueError: naming the field, the value and what is allowed.
+    """
+
+    nodes: tuple[NodeName, ...]
+    num_stages: int
+    hosts: Mapping[int, tuple[NodeName, ...]]
+    external_rate_per_s: Mapping[NodeName, float]
+    service_rate_per_s: Mapping[tuple[NodeName, int], float]
+    links: Mapping[tuple[NodeName, NodeName], Link]
+    transfer_bytes: Mapping[int, float]
+    exit_curves: Mapping[int, ExitCurveData]
+    w: float = 0.5
+    result_bytes: float = 0.0
+    result_delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        nodes = tuple(self.nodes)
+        if not nodes or len(set(nodes)) != len(nodes) or not all(isinstance(n, str) and n for n in nodes):
+            raise ValueError(f"nodes must be unique non-empty strings, got {self.nodes!r}")
+        node_set = set(nodes)
+        if not isinstance(self.num_stages, (int, np.integer)) or self.num_stages < 1:
+            raise ValueError(f"num_stages must be an integer >= 1, got {self.num_stages!r}")
+        K = int(self.num_stages)
+        stages = set(range(1, K + 1))
+
+        if set(self.hosts) != stages:
+            raise ValueError(f"hosts must have exactly the keys {sorted(stages)}, got {sorted(self.hosts)}")
+        hosts = {}
+        for k in range(1, K + 1):
+            h = tuple(self.hosts[k])
+            if not h or len(set(h)) != len(h) or not set(h) <= node_set:
+                raise ValueError(f"hosts[{k}] must be a non-empty set of known nodes, got {h!r}")
+            hosts[k] = h
+
+        rates = {}
+        for i, lam in self.external_rate_per_s.items():
+            if i not in node_set:
+                raise ValueError(f"external_rate_per_s has unknown node {i!r}; allowed: {nodes}")
+            lam = float(lam)
+            if not (math.isfinite(lam) and lam >= 0):
+                raise ValueError(f"external_rate_per_s[{i!r}] must be finite and >= 0, got {lam!r}")
+            rates[i] = lam
+        rates = {i: rates.get(i, 0.0) for i in nodes}
+        if sum(rates.values()) <= 0:
+            raise ValueError("external_rate_per_s must have a positive total (sum of lambda_i > 0)")
+
+        expected_mu = {(j, k) for k in range(1, K + 1) for j in hosts[k]}
+        if set(self.service_rate_per_s) != expected_mu:
+            extra = sorted(set(self.service_rate_per_s) - expected_mu)
+            missing = sorted(expected_mu - set(self.service_rate_per_s))
+            raise ValueError(
+                f"service_rate_per_s must have one entry per (host, stage); missing {missing}, extra {extra}"
+            )
+        mu = {}
+        for key, value in self.service_rate_per_s.items():
+            value = float(value)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"service_rate_per_s[{key!r}] must be finite and > 0, got {value!r}")
+            mu[key] = value
+
+        links = {}
+        for key, link in self.links.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise ValueError(f"links keys must be (src, dst) pairs, got {key!r}")
+            i, j = key
+            if i not in node_set or j not in node_set or i == j:
+                raise ValueError(f"links key {key!r} must join two distinct known nodes {nodes}")
+            if not isinstance(link, Link):
+                raise ValueError(f"links[{key!r}] must be a Link, got {link!r}")
+            links[key] = link
+
+        if set(self.transfer_bytes) != stages:
+            raise ValueError(
+                f"transfer_bytes must have exactly the keys {sorted(stages)}, got {sorted(self.transfer_bytes)}"
+            )
+        transfer = {}
+        for k, b in self.transfer_bytes.items():
+            b = float(b)
+            if not (math.isfinite(b) and b >= 0):
+                raise ValueError(f"transfer_bytes[{k}] must be finite and >= 0, got {b!r}")
+            transfer[k] = b
+
+        if set(self.exit_curves) != stages:
+            raise ValueError(
+                f"exit_curves must have exactly the keys {sorted(stages)}, got {sorted(self.exit_curves)}"
+            )
+        curves = {k: ExitCurveData.from_any(c, stage=k) for k, c in self.exit_curves.items()}
+
+        for name in ("w", "result_bytes", "result_delay_s"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+            object.__setattr__(self, name, value)
+
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "num_stages", K)
+        object.__setattr__(self, "hosts", _frozen(hosts))
+        object.__setattr__(self, "external_rate_per_s", _frozen(rates))
+        object.__setattr__(self, "service_rate_per_s", _frozen(mu))
+        object.__setattr__(self, "links", _frozen(links))
+        object.__setattr__(self, "transfer_bytes", _frozen(transfer))
+        object.__setattr__(self, "exit_curves", _frozen(curves))
+
+        # every node that can hold stage-k work must reach a stage-k host
+        for k in range(1, K + 1):
+            for i in self.offloaders(k):
+                if not self.targets(i, k):
+                    raise ValueError(
+                        f"node {i!r} has stage-{k} tasks but no stage-{k} host it can reach "
+                        f"(hosts[{k}]={hosts[k]}, links from {i!r}: "
+                        f"{sorted(j for (s, j) in links if s == i)})"
+                    )
+
+    # ----- topology (static, derived) -------------------------------------------------
+    @property
+    def total_external_rate_per_s(self) -> float:
+        """sum_i lambda_i."""
+        return float(sum(self.external_rate_per_s.values()))
+
+    def offloaders(self, k: int) -> tuple[NodeName, ...]:
+        """Nodes that may hold stage-k tasks: those with lambda_i > 0 (k = 1), H_{k-1} (k > 1)."""
+        if k == 1:
+            return tuple(i for i in self.nodes if self.external_rate_per_s[i] > 0)
+        return tuple(self.hosts[k - 1])
+
+    def targets(self, i: NodeName, k: int) -> tuple[NodeName, ...]:
+        """Hosts j in H_k that node i can send stage-k tasks to (itself, or over a link)."""
+        return self._targets[(i, k)]
+
+    def senders(self, j: NodeName, k: int) -> tuple[NodeName, ...]:
+        """Nodes that may send stage-k tasks to host j (DTO-R sends its marginals to them)."""
+        return self._senders.get((j, k), ())
+
+    def stages_hosted(self, j: NodeName) -> tuple[int, ...]:
+        return tuple(k for k in range(1, self.num_stages + 1) if j in self.hosts[k])
+
+    def hull(self, k: int) -> ConcaveHull:
+        """Upper concave hull of the correct share A_k(e) of exit k."""
+        return self._hulls[k]
+
+    @cached_property
+    def _hulls(self) -> dict[int, ConcaveHull]:
+        return {k: concave_hull(c) for k, c in self.exit_curves.items()}
+
+    @cached_property
+    def _targets(self) -> dict[tuple[NodeName, int], tuple[NodeName, ...]]:
+        result = {}
+        for k in range(1, self.num_stages + 1):
+            for i in self.nodes:
+                result[(i, k)] = tuple(
+                    j for j in self.hosts[k] if j == i or (i, j) in self.links
+                )
+        return result
+
+    @cached_property
+    def _senders(self) -> dict[tuple[NodeName, int], tuple[NodeName, ...]]:
+        result: dict[tuple[NodeName, int], list[NodeName]] = {}
+        for i, k in self.decision_keys():
+            for j in self.targets(i, k):
+                result.setdefault((j, k), []).append(i)
+        return {key: tuple(v) for key, v in result.items()}
+
+    def decision_keys(self) -> tuple[tuple[NodeName, int], ...]:
+        """Every (i, k) a policy must give x_i^k for: nodes that reach a stage-1 host (k = 1,
+        whatever their prior lambda_i) and the hosts of stage k-1 (k > 1)."""
+        keys = [(i, 1) for i in self.nodes if self.targets(i, 1)]
+        for k in range(2, self.num_stages + 1):
+            keys.extend((i, k) for i in self.hosts[k - 1])
+        return tuple(keys)
+
+    def neighbours(self, i: NodeName) -> tuple[NodeName, ...]:
+        """Nodes joined to i by a link in either direction."""
+        out = {j for (s, j) in self.links if s == i} | {s for (s, j) in self.links if j == i}
+        return tuple(sorted(out))
+
+
+# ----- flows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flows:
+    """Stationary flows for a strategy.
+
+    phi[(i, k)]: phi_i^k; arrival[(j, k)]: Lambda_j^k; offload[(i, j, k)]: f_ij^k;
+    exit_share[(j, k)]: e_k(theta_j^k) used (1 for k = K).
+    """
+
+    phi: dict[tuple[NodeName, int], float]
+    arrival: dict[tuple[NodeName, int], float]
+    offload: dict[tuple[NodeName, NodeName, int], float]
+    exit_share: dict[tuple[NodeName, int], float]
+
+
+def check_distribution(system: SystemModel, i: NodeName, k: int, probs: Mapping[NodeName, float]) -> None:
+    """ValueError unless ``probs`` is a distribution over the stage-k targets of node i."""
+    allowed = system.targets(i, k)
+    for j, p in probs.items():
+        if j not in allowed:
+            raise ValueError(f"x[({i!r}, {k})] puts mass on {j!r}; allowed hosts: {allowed}")
+        if not (math.isfinite(p) and p >= -PROBABILITY_TOL):
+            raise ValueError(f"x[({i!r}, {k})][{j!r}] must be >= 0, got {p!r}")
+    total = sum(probs.values())
+    if abs(total - 1.0) > PROBABILITY_TOL:
+        raise ValueError(f"x[({i!r}, {k})] must sum to 1, got {total!r}")
+
+
+def propagate(system: SystemModel, x: Offloading, exit_share: Mapping[tuple[NodeName, int], float]) -> Flows:
+    """Forward flows: ``Lambda_j^k = sum_i phi_i^k x_ij^k``, ``phi_j^{k+1} = Lambda_j^k (1 - e_j^k)``.
+
+    ``x`` must hold a distribution for every (i, k) with phi_i^k > 0.
+    """
+    K = system.num_stages
+    phi = {(i, 1): system.external_rate_per_s[i] for i in system.offloaders(1)}
+    arrival: dict[tuple[NodeName, int], float] = {}
+    offload: dict[tuple[NodeName, NodeName, int], float] = {}
+    shares: dict[tuple[NodeName, int], float] = {}
+    for k in range(1, K + 1):
+        for j in system.hosts[k]:
+            arrival[(j, k)] = 0.0
+        for i in system.offloaders(k):
+            rate = phi.get((i, k), 0.0)
+            if rate <= 0:
+                continue
+            probs = x.get((i, k))
+            if probs is None:
+                raise ValueError(f"x has no distribution for node {i!r}, stage {k} (phi = {rate:g}/s)")
+            check_distribution(system, i, k, probs)
+            for j, p in probs.items():
+                if p > 0:
+                    flow = rate * p
+                    offload[(i, j, k)] = offload.get((i, j, k), 0.0) + flow
+                    arrival[(j, k)] += flow
+        for j in system.hosts[k]:
+            e = 1.0 if k == K else float(exit_share[(j, k)])
+            if not (math.isfinite(e) and -PROBABILITY_TOL <= e <= 1 + PROBABILITY_TOL):
+                raise ValueError(f"exit share of ({j!r}, {k}) must lie in [0, 1], got {e!r}")
+            e = min(max(e, 0.0), 1.0)
+            shares[(j, k)] = e
+            if k < K:
+                phi[(j, k + 1)] = arrival[(j, k)] * (1.0 - e)
+    return Flows(phi=phi, arrival=arrival, offload=offload, exit_share=shares)
+
+
+def node_utilisation(system: SystemModel, arrival: Mapping[tuple[NodeName, int], float]) -> dict[NodeName, float]:
+    """rho_j = sum_k Lambda_j^k / mu_j^k (0 for nodes hosting nothing)."""
+    rho = {j: 0.0 for j in system.nodes}
+    for (j, k), lam in arrival.items():
+        rho[j] += lam / system.service_rate_per_s[(j, k)]
+    return rho
+
+
+def link_utilisation(
+    system: SystemModel, offload: Mapping[tuple[NodeName, NodeName, int], float]
+) -> dict[tuple[NodeName, NodeName], float]:
+    """u_ij = sum_k b_k f_ij^k / C_ij for every link."""
+    util = {key: 0.0 for key in system.links}
+    for (i, j, k), flow in offload.items():
+        if i != j:
+            util[(i, j)] += system.transfer_bytes[k] * flow / system.links[(i, j)].capacity_bytes_per_s
+    return util
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a strategy costs in the analytical model.
+
+    mean_delay_s: D; accuracy: A; objective: J = D - w A (``inf`` if infeasible);
+    rho: {node: rho_j}; link_utilisation: {(i, j): u_ij}; feasible: all rho, u < 1;
+    compute_delay_s / network_delay_s: parts of D; exit_distribution: {k: share of all
+    tasks exiting at k}.
+    """
+
+    mean_delay_s: float
+    accuracy: float
+    objective: float
+    rho: dict[NodeName, float]
+    link_utilisation: dict[tuple[NodeName, NodeName], float]
+    feasible: bool
+    compute_delay_s: float = 0.0
+    network_delay_s: float = 0.0
+    exit_distribution: dict[int, float] = field(default_factory=dict)
+
+
+def assess_flows(
+    system: SystemModel, flows: Flows, correct_share: Mapping[tuple[NodeName, int], float]
+) -> Evaluation:
+    """D, A and J of given flows; ``correct_share[(j, k)]`` = A_k at that node's exit share."""
+    total = system.total_external_rate_per_s
+    rho = node_utilisation(system, flows.arrival)
+    util = link_utilisation(system, flows.offload)
+    feasible = all(r < 1 for r in rho.values()) and all(u < 1 for u in util.values())
+    compute = sum(mm1_number(r) for r in rho.values()) / total
+    queueing = sum(mm1_number(u) for u in util.values())
+    propagation = sum(
+        system.links[(i, j)].propagation_s * flow for (i, j, k), flow in flows.offload.items() if i != j
+    )
+    network = (queueing + propagation) / total
+    correct = sum(flows.arrival[key] * correct_share[key] for key in flows.arrival)
+    accuracy = correct / total
+    exits: dict[int, float] = {}
+    for (j, k), lam in flows.arrival.items():
+        exits[k] = exits.get(k, 0.0) + lam * flows.exit_share[(j, k)] / total
+    delay = compute + network + system.result_delay_s if feasible else math.inf
+    objective = delay - system.w * accuracy if feasible else math.inf
+    return Evaluation(
+        mean_delay_s=delay,
+        accuracy=accuracy,
+        objective=objective,
+        rho=rho,
+        link_utilisation=util,
+        feasible=feasible,
+        compute_delay_s=compute if feasible else math.inf,
+        network_delay_s=network if feasible else math.inf,
+        exit_distribution=exits,
+    )
+
+
+def strategy_of_policy(system: SystemModel, policy: Any) -> tuple[dict, dict]:
+    """(x, theta) of any :class:`~optimizer.policy.Policy` on every decision point of ``system``."""
+    x = {key: dict(policy.offload_probabilities(*key)) for key in system.decision_keys()}
+    theta = {
+        (j, k): float(policy.threshold(j, k))
+        for k in range(1, system.num_stages + 1)
+        for j in system.hosts[k]
+    }
+    return x, theta
+
+
+def evaluate_policy(system: SystemModel, policy: Any) -> Evaluation:
+    """:func:`evaluate` of a Policy's current offloading and thresholds."""
+    return evaluate(system, *strategy_of_policy(system, policy))
+
+
+def evaluate(system: SystemModel, x: Offloading, theta: Thresholds) -> Evaluation:
+    """Evaluate offloading ``x`` {(i,k): {j: x_ij^k}} and thresholds ``theta`` {(j,k): theta_j^k}.
+
+    Uses the measured exit curves (linear in theta between grid points): e_k(theta_j^k) and
+    A_k = e_k alpha_k. theta_j^K is ignored (the last exit takes everything).
+    """
+    K = system.num_stages
+    shares: dict[tuple[NodeName, int], float] = {}
+    correct: dict[tuple[NodeName, int], float] = {}
+    for k in range(1, K + 1):
+        curve = system.exit_curves[k]
+        for j in system.hosts[k]:
+            if k == K:
+                shares[(j, k)] = 1.0
+                correct[(j, k)] = curve.full_correct_share
+                continue
+            try:
+                t = float(theta[(j, k)])
+            except KeyError:
+                raise ValueError(f"theta has no threshold for node {j!r}, stage {k}") from None
+            if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+                raise ValueError(f"theta[({j!r}, {k})] must lie in [0, 1], got {t!r}")
+            shares[(j, k)] = exit_share_at(curve, t)
+            correct[(j, k)] = correct_share_at(curve, t)
+    flows = propagate(system, x, shares)
+    return assess_flows(system, flows, correct)
+
+
+def evaluate_exit_shares(
+    system: SystemModel, x: Offloading, exit_share: Mapping[tuple[NodeName, int], float]
+) -> Evaluation:
+    """Evaluate with exit shares e_j^k as decision variables and the concave-hull A_k(e).
+
+    This is the model the convex program and DTO-EE optimise; it equals :func:`evaluate` at
+    the read-back thresholds wherever the curve is concave (e.g. synthetic curves).
+    """
+    K = system.num_stages
+    shares = {}
+    correct = {}
+    for k in range(1, K + 1):
+        hull = system.hull(k)
+        for j in system.hosts[k]:
+            e = 1.0 if k == K else float(exit_share[(j, k)])
+            shares[(j, k)] = e
+            correct[(j, k)] = hull.value(e)
+    flows = propagate(system, x, shares)
+    return assess_flows(system, flows, correct)
+
+
+# ----- random instances -------------------------------------------------------------------
+
+
+def random_instance(
+    seed: int | np.random.Generator | None,
+    n_nodes: int = 5,
+    n_stages: int = 3,
+    *,
+    w: float = 0.5,
+    target_load: float = 0.6,
+    link_prob: float = 1.0,
+    host_prob: float = 0.6,
+    speed_spread: float = 4.0,
+) -> SystemModel:
+    """A feasible heterogeneous instance (for tests and benchmarks).
+
+    Node speeds differ by up to ``speed_spread`` (log-uniform); each stage is hosted by a
+    random subset (each node with probability ``host_prob``, at least one); links exist with
+    probability ``link_prob`` (repaired so every offloader reaches a host); the total
+    external rate is ``target_load`` times the no-early-exit capacity (each host gives an
+    equal share of its speed to each stage it hosts), so the instance is feasible even
+    without early exits.
+    """
+    rng = np.random.default_rng(seed)
+    if not 1 <= n_nodes or not 1 <= n_stages:
+        raise ValueError(f"n_nodes and n_stages must be >= 1, got {n_nodes}, {n_stages}")
+    if not 0 < target_load < 1:
+        raise ValueError(f"target_load must lie in (0, 1), got {target_load}")
+    if not 0 <= link_prob <= 1 or not 0 < host_prob <= 1:
+        raise ValueError(f"link_prob must lie in [0, 1] and host_prob in (0, 1], got {link_prob}, {host_prob}")
+    if speed_spread < 1:
+        raise ValueError(f"speed_spread must be >= 1, got {speed_spread}")
+    nodes = tuple(f"n{i}" for i in range(n_nodes))
+    speed = np.exp(rng.uniform(0.0, np.log(speed_spread), size=n_nodes))  # relative speeds
+    work_s = rng.uniform(0.004, 0.012, size=n_stages)  # stage latency on a speed-1 node
+
+    hosts: dict[int, tuple[str, ...]] = {}
+    for k in range(1, n_stages + 1):
+        chosen = [n for n in nodes if rng.random() < host_prob]
+        if not chosen:
+            chosen = [nodes[int(rng.integers(n_nodes))]]
+        hosts[k] = tuple(chosen)
+    stage_count = {n: sum(n in hosts[k] for k in hosts) for n in nodes}
+    index = {n: idx for idx, n in enumerate(nodes)}
+    mu = {(j, k): float(speed[index[j]] / work_s[k - 1]) for k in hosts for j in hosts[k]}
+    stage_capacity = [
+        sum(mu[(j, k)] / stage_count[j] for j in hosts[k]) for k in range(1, n_stages + 1)
+    ]
+    total_rate = target_load * min(stage_capacity)
+    share = rng.dirichlet(np.full(n_nodes, 2.0))
+    lam = {n: float(total_rate * s) for n, s in zip(nodes, share)}
+
+    transfer = {1: float(rng.uniform(50e3, 200e3))}
+    for k in range(2, n_stages + 1):
+        transfer[k] = float(rng.uniform(50e3, 400e3))
+    per_node_rate = total_rate / n_nodes
+    links = {}
+    for i in nodes:
+        for j in nodes:
+            if i != j and rng.random() < link_prob:
+                links[(i, j)] = _random_link(rng, per_node_rate, max(transfer.values()))
+    # repair: every possible offloader must reach a host of the next stage
+    for k in range(1, n_stages + 1):
+        candidates = [n for n in nodes if lam[n] > 0] if k == 1 else list(hosts[k - 1])
+        for i in candidates:
+            if i not in hosts[k] and not any((i, j) in links for j in hosts[k]):
+                j = hosts[k][int(rng.integers(len(hosts[k])))]
+                links[(i, j)] = _random_link(rng, per_node_rate, max(transfer.values()))
+    return SystemModel(
+        nodes=nodes,
+        num_stages=n_stages,
+        hosts=hosts,
+        external_rate_per_s=lam,
+        service_rate_per_s=mu,
+        links=links,
+        transfer_bytes=transfer,
+        exit_curves=synthetic_exit_curves(n_stages, rng),
+        w=w,
+        result_bytes=1e3,
+        result_delay_s=0.0,
+    )
+
+
+def _random_link(rng: np.random.Generator, per_node_rate: float, max_bytes: float) -> Link:
+    capacity = max_bytes * per_node_rate * rng.uniform(2.0, 8.0)
+    return Link(capacity_bytes_per_s=float(capacity), propagation_s=float(rng.uniform(0.001, 0.01)))
