@@ -52,6 +52,48 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def scenario_system(scenario):
+    """The scenario's SystemModel (model trained/loaded, UEs placed), without ns-3."""
+    import torch
+
+    torch.set_num_threads(1)
+    from dtoee.run import load_model, place_ues
+    from dtoee.seeding import numpy_streams
+    from dtoee.system_model import system_from_scenario
+
+    model = load_model(scenario)
+    latencies = list(scenario.model.stage_latency_s or [p.latency_s for p in model.profile])
+    rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
+    return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), latencies)
+
+
+def cmd_optimize(args) -> int:
+    from optimizer.report import optimize_report
+
+    scenario = _scenario(args)
+    report = optimize_report(scenario_system(scenario), rounds=args.rounds)
+    print(f"{'round':>5} {'objective':>12} {'delay ms':>9} {'accuracy':>8} {'gap':>9}")
+    for row in report["rounds"]:
+        if row["round"] <= 10 or row["round"] % args.every == 0 or row["round"] == args.rounds:
+            gap = f"{row['gap']:9.4%}" if row["gap"] is not None else "      n/a"
+            print(f"{row['round']:5d} {row['objective']:12.6f} {row['mean_delay_s'] * 1e3:9.2f} "
+                  f"{row['accuracy']:8.4f} {gap}")
+    optimum, final = report["optimum"], report["dtoee"]
+    print(f"optimum (cvxpy, {optimum['status']}): objective {optimum['objective']:.6f}, delay "
+          f"{optimum['mean_delay_s'] * 1e3:.2f} ms, accuracy {optimum['accuracy']:.4f}")
+    if final["gap"] is not None:
+        print(f"DTO-EE after {args.rounds} rounds: gap {final['gap']:.4%} ({report['gap_definition']}); "
+              f"within {final['gap_target']:.0%} after {final['rounds_to_gap']} rounds")
+    for name, entry in report.get("baselines", {}).items():
+        print(f"baseline {name}: delay {entry['mean_delay_s'] * 1e3:.2f} ms, accuracy {entry['accuracy']:.4f}, "
+              f"objective {entry['objective']:.6f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"-> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dtoee", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
     validate.add_argument("--dump", action="store_true", help="print it with every default filled in")
     validate.set_defaults(func=cmd_validate)
+
+    optimize = sub.add_parser("optimize", help="DTO-EE in memory vs the centralised cvxpy optimum")
+    optimize.add_argument("scenario")
+    optimize.add_argument("--set", action="append", metavar="KEY=VALUE")
+    optimize.add_argument("--rounds", type=int, default=200)
+    optimize.add_argument("--every", type=int, default=20, help="print every N-th round after the first 10")
+    optimize.add_argument("--out", default="optimize.json")
+    optimize.set_defaults(func=cmd_optimize)
 
     build = sub.add_parser("build", help="compile the ns3_glue C++ library (done on first use anyway)")
     build.add_argument("--verbose", action="store_true")

@@ -147,18 +147,54 @@ class UeGroupConfig(_Frozen):
         return self
 
 
-class PolicyConfig(_Frozen):
-    """Static policy: thresholds and offloading probabilities given in the scenario.
+POLICY_KINDS = (
+    "static", "dtoee", "dtoee-converged", "optimum", "fixed-threshold-load-proportional",
+    "fixed-threshold-greedy-sed", "no-early-exit", "random-offloading",
+)
 
-    ``thresholds[node]`` lists theta_j^k for k = 1..K; ``offload[node][stage]`` maps hosts of
-    that stage to x_ij^k. Missing offload entries: run locally when the node hosts the stage,
-    else split over its hosts in proportion to their speed (load-proportional).
+
+class PolicyConfig(_Frozen):
+    """Which policy decides offloading and thresholds.
+
+    ``kind = "static"``: ``thresholds[node]`` lists theta_j^k for k = 1..K and
+    ``offload[node][stage]`` maps hosts of that stage to x_ij^k. Missing offload entries: run
+    locally when the node hosts the stage, else split over its hosts in proportion to their
+    speed (load-proportional). ``"dtoee"``: the distributed optimizer, every ``period_s``,
+    with its messages on the simulated backhaul. The other kinds are the baselines and the
+    centralised optimum of ``optimizer/`` (``fixed_threshold`` is the baselines' threshold).
     """
 
-    kind: Literal["static"] = "static"
+    kind: Literal[POLICY_KINDS] = "static"
+    w: float = Field(0.5, ge=0, le=1e6, description="seconds of mean delay worth one unit of accuracy")
+    period_s: float = Field(1.0, gt=0, le=1e6, description="DTO-EE update period")
+    control_message_bytes: int = Field(64, ge=1, le=1 << 20)
+    fixed_threshold: float = Field(0.8, ge=0, le=1)
     default_threshold: float = Field(0.8, ge=0, le=1)
     thresholds: dict[str, list[float]] = Field(default_factory=dict)
     offload: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+
+
+class EventConfig(_Frozen):
+    """A change at simulated time ``at_s``.
+
+    * ``kind = "ue_rate"``: every UE of ``ue_groups[ue_group]`` now sends ``rate_per_s``;
+    * ``kind = "link_rate"``: the backhaul link ``a``-``b`` now runs at ``rate_bps``;
+    * ``kind = "node_speed"``: ``node`` now has ``speed_factor``.
+    """
+
+    at_s: float = Field(ge=0, le=1e6)
+    kind: Literal["ue_rate", "link_rate", "node_speed"]
+    ue_group: int | None = Field(None, ge=0)
+    rate_per_s: float | None = Field(None, ge=0, le=1e6)
+    a: str | None = None
+    b: str | None = None
+    rate_bps: float | None = Field(None, gt=0, le=1e12)
+    node: str | None = None
+    speed_factor: float | None = Field(None, gt=0, le=1e6)
+
+    def required(self) -> tuple[str, ...]:
+        return {"ue_rate": ("ue_group", "rate_per_s"), "link_rate": ("a", "b", "rate_bps"),
+                "node_speed": ("node", "speed_factor")}[self.kind]
 
 
 class OutputConfig(_Frozen):
@@ -175,6 +211,7 @@ class Scenario(_Frozen):
     nodes: list[NodeConfig] = Field(min_length=1)
     ue_groups: list[UeGroupConfig] = Field(min_length=1)
     policy: PolicyConfig = PolicyConfig()
+    events: list[EventConfig] = Field(default_factory=list)
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="after")
@@ -210,7 +247,22 @@ class Scenario(_Frozen):
                 "allowed: a connected graph (add backhaul.links or choose another layout)"
             )
         self._check_policy(names, num_stages)
+        self._check_events(names)
         return self
+
+    def _check_events(self, names: list[str]) -> None:
+        links = {frozenset((a, b)) for a, b, *_ in backhaul_pairs(self)}
+        for index, event in enumerate(self.events):
+            field = f"events[{index}]"
+            for required in event.required():
+                if getattr(event, required) is None:
+                    raise ValueError(f"{field}.{required} is missing; required when kind = {event.kind!r}")
+            if event.kind == "ue_rate" and event.ue_group >= len(self.ue_groups):
+                raise ValueError(f"{field}.ue_group = {event.ue_group}; allowed: 0..{len(self.ue_groups) - 1}")
+            if event.kind == "node_speed" and event.node not in names:
+                raise ValueError(f"{field}.node = {event.node!r}; allowed: one of {names}")
+            if event.kind == "link_rate" and frozenset((event.a, event.b)) not in links:
+                raise ValueError(f"{field}: no backhaul link {event.a!r}-{event.b!r}; allowed: an existing link")
 
     def _check_policy(self, names: list[str], num_stages: int) -> None:
         known = set(names)

@@ -73,6 +73,20 @@ class NodeState:
     busy: int = 0
     busy_time_s: float = 0.0
     completed_services: int = 0
+    # Local measurements, reset by whoever reads them (the control plane, each period).
+    external_arrivals: int = 0                                  # tasks from its own UEs
+    stage_arrivals: dict[int, int] = field(default_factory=dict)  # Lambda_j^k counts
+    stage_routed: dict[int, int] = field(default_factory=dict)    # phi_j^k counts
+    tasks_present_area: float = 0.0                              # integral of tasks at node dt
+    last_change_s: float = 0.0
+
+    def tasks_present(self) -> int:
+        return len(self.queue) + self.busy
+
+    def note_change(self, now_s: float) -> None:
+        """Accumulate the time integral of tasks present before the count changes."""
+        self.tasks_present_area += self.tasks_present() * (now_s - self.last_change_s)
+        self.last_change_s = now_s
 
 
 class CoSimulation:
@@ -102,29 +116,48 @@ class CoSimulation:
         self.trace = trace
         self.tasks: list[Task] = []
         self.done = 0
+        self.ue_rate_per_s = {ue.index: ue.rate_per_s for ue in ues}
+        self._arrival_epoch = {ue.index: 0 for ue in ues}
 
     # Arrivals ----------------------------------------------------------------------------
     def start(self) -> None:
         for ue in self.ues:
-            if ue.rate_per_s > 0:
-                self._schedule_arrival(ue)
+            self._schedule_arrival(ue)
+
+    def set_ue_rate(self, ue: UePlacement, rate_per_s: float) -> None:
+        """Change a UE's Poisson rate now: the pending arrival is redrawn (memoryless, exact)."""
+        self.ue_rate_per_s[ue.index] = rate_per_s
+        self._arrival_epoch[ue.index] += 1
+        self._schedule_arrival(ue)
 
     def _schedule_arrival(self, ue: UePlacement) -> None:
-        gap_s = self.rngs[f"arrivals/{ue.index}"].exponential(1.0 / ue.rate_per_s)
+        rate = self.ue_rate_per_s[ue.index]
+        if rate <= 0:
+            return
+        gap_s = self.rngs[f"arrivals/{ue.index}"].exponential(1.0 / rate)
+        epoch = self._arrival_epoch[ue.index]
         if self.net.now() + gap_s < self.duration_s:
-            self.net.call_later(gap_s, lambda: self._arrival(ue))
+            self.net.call_later(gap_s, lambda: self._arrival(ue, epoch))
 
-    def _arrival(self, ue: UePlacement) -> None:
+    def _arrival(self, ue: UePlacement, epoch: int) -> None:
+        if epoch != self._arrival_epoch[ue.index]:
+            return  # superseded by a rate change
         self._schedule_arrival(ue)
         sample, label = self.executor.pick_sample(self.rngs["samples"])
         task = Task(len(self.tasks), ue.index, ue.serving_node, self.net.now(), sample, label,
                     payload_bytes=self.executor.input_bytes)
         self.tasks.append(task)
         self._transfer("uplink", task, ue_endpoint(ue.index), node_endpoint(ue.serving_node),
-                       task.payload_bytes, lambda: self._route(task, ue.serving_node))
+                       task.payload_bytes, lambda: self._entered(task, ue.serving_node))
+
+    def _entered(self, task: Task, name: str) -> None:
+        self.nodes[name].external_arrivals += 1
+        self._route(task, name)
 
     # Routing: x_i^k picks the host of the next stage ---------------------------------------
     def _route(self, task: Task, here: str) -> None:
+        routed = self.nodes[here].stage_routed
+        routed[task.stage] = routed.get(task.stage, 0) + 1
         probabilities = self.policy.offload_probabilities(here, task.stage)
         hosts = list(probabilities)
         target = hosts[self.rngs["routing"].choice(len(hosts), p=np.fromiter(probabilities.values(), float))]
@@ -137,6 +170,8 @@ class CoSimulation:
     # Compute queue ------------------------------------------------------------------------
     def _enqueue(self, task: Task, name: str) -> None:
         node = self.nodes[name]
+        node.stage_arrivals[task.stage] = node.stage_arrivals.get(task.stage, 0) + 1
+        node.note_change(self.net.now())
         node.queue.append((task, self.net.now()))
         self._serve_next(node)
 
@@ -152,6 +187,7 @@ class CoSimulation:
 
     def _finish(self, node: NodeState, task: Task, enqueued_s: float, start_s: float) -> None:
         now = self.net.now()
+        node.note_change(now)
         node.busy -= 1
         node.busy_time_s += now - start_s
         node.completed_services += 1

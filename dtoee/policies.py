@@ -30,7 +30,22 @@ def static_policy(scenario: Scenario) -> StaticPolicy:
     return StaticPolicy(offload, thresholds, scenario.policy.default_threshold)
 
 
-def build_policy(scenario: Scenario) -> Policy:
-    if scenario.policy.kind == "static":
+def build_policy(scenario: Scenario, system=None) -> Policy:
+    """The policy named by ``scenario.policy.kind``; all but ``static`` need the scenario's
+    :class:`~optimizer.system.SystemModel` (``dtoee.system_model.system_from_scenario``)."""
+    config = scenario.policy
+    if config.kind == "static":
         return static_policy(scenario)
-    raise ValueError(f"policy.kind = {scenario.policy.kind!r} is not supported")
+    from optimizer.baselines import make_policy
+
+    if config.kind == "dtoee":
+        return make_policy("dtoee", system, period_s=config.period_s, message_bytes=config.control_message_bytes)
+    if config.kind in ("fixed-threshold-load-proportional", "fixed-threshold-greedy-sed"):
+        return make_policy(config.kind, system, threshold=config.fixed_threshold)
+    if config.kind == "random-offloading":
+        return make_policy(config.kind, system, threshold=config.fixed_threshold, seed=scenario.simulation.seed)
+    return make_policy(config.kind, system)  # dtoee-converged, optimum, no-early-exit
+
+
+def is_adaptive(policy) -> bool:
+    return hasattr(policy, "step") and hasattr(policy, "period_s")

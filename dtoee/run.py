@@ -14,11 +14,14 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dtoee.config import Scenario, ScenarioError
 from dtoee.cosim import CoSimulation, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
-from dtoee.policies import build_policy
+from dtoee.control import POLICY_COLUMNS, ControlPlane, PolicyLog
+from dtoee.policies import build_policy, is_adaptive
+from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
 from ns3_glue.network import Ns3Network, UePlacement
@@ -76,16 +79,22 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     rngs = numpy_streams(scenario.simulation.seed, total_ues)
     ues = place_ues(scenario, rngs["placement"])
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
+    system = system_from_scenario(scenario, model, ues, latencies) if scenario.policy.kind != "static" else None
+    policy = build_policy(scenario, system)
     network = Ns3Network(scenario, ues, pcap_dir)
     nodes = [NodeState(n.name, n.servers, n.speed_factor) for n in scenario.nodes]
     trace = Trace()
     cosim = CoSimulation(
-        network=network, executor=executor, policy=build_policy(scenario), nodes=nodes, ues=ues,
+        network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
         duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace,
     )
+    policy_log = PolicyLog()
+    control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
+                           network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     cosim.start()
+    control.start()
     show = scenario.simulation.progress if progress is None else progress
     bar = _progress(network, cosim, horizon_s) if show else None
     setup_wall_s = time.perf_counter() - wall_start
@@ -106,11 +115,14 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
         max(reached_s, 1e-12), scenario.model.num_stages,
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
         model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+        policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
+        control_messages_delivered=control.messages_delivered,
         simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
         setup_wall_s=setup_wall_s, run_wall_s=run_wall_s, forward_wall_s=executor.forward_time_s,
         partial=error is not None, partial_reason=None if error is None else f"{type(error).__name__}: {error}",
     )
-    write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv)
+    write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
+                  policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
     network.close()
     if error is not None:
         raise error

@@ -1,7 +1,8 @@
 """Traces of a run: one row per task, one row per hop, and the summary.
 
 Files written into the run directory (pandas; Parquet through pyarrow):
-``tasks.parquet`` + ``tasks.csv``, ``hops.parquet``, ``summary.json``. Each file is written
+``tasks.parquet`` + ``tasks.csv``, ``hops.parquet``, ``policy.parquet`` (every node's
+offloading probabilities and thresholds over time), ``summary.json``. Each file is written
 to a temporary name and moved into place, so a reader never sees half a file.
 """
 
@@ -86,8 +87,11 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(out_dir: Path, tasks: pd.DataFrame, hops: pd.DataFrame, summary: dict, csv: bool = True) -> None:
+def write_outputs(out_dir: Path, tasks: pd.DataFrame, hops: pd.DataFrame, summary: dict, csv: bool = True,
+                  policy: pd.DataFrame | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if policy is not None:
+        _atomic(out_dir / "policy.parquet", lambda p: policy.to_parquet(p, index=False))
     _atomic(out_dir / "tasks.parquet", lambda p: tasks.to_parquet(p, index=False))
     if csv:
         _atomic(out_dir / "tasks.csv", lambda p: tasks.to_csv(p, index=False, float_format="%.9g"))

@@ -137,6 +137,12 @@ class Ns3Network:
         if self._error is not None:
             raise self._error
 
+    def set_link_rate(self, a: str, b: str, rate_bps: float) -> None:
+        """Change the data rate of backhaul link a-b (both directions) from now on."""
+        devices = self.backhaul_devices[frozenset((a, b))]
+        for d in range(2):
+            devices.Get(d).SetAttribute("DataRate", self.ns.DataRateValue(self.ns.DataRate(int(rate_bps))))
+
     def stop_now(self) -> None:
         self.ns.Simulator.Stop()
 
@@ -192,6 +198,7 @@ class Ns3Network:
         links = backhaul_pairs(sc)
         link_address: dict[tuple[str, str], tuple[str, int]] = {}  # (here, there) -> (there's addr, my iface)
         self._backhaul_helpers = []
+        self.backhaul_devices: dict[frozenset, object] = {}
         link_subnets: dict[str, tuple[str, str]] = {}
         for index, (a, b, rate_bps, delay_s, loss) in enumerate(links):
             helper = self._p2p(rate_bps, delay_s, loss)
@@ -211,6 +218,7 @@ class Ns3Network:
             link_address[(a, b)] = (addresses[1], ipv4_a.GetInterfaceForDevice(devices.Get(0)))
             link_address[(b, a)] = (addresses[0], ipv4_b.GetInterfaceForDevice(devices.Get(1)))
             self._backhaul_helpers.append(helper)
+            self.backhaul_devices[frozenset((a, b))] = devices
             self._pcap_devices += [(f"backhaul_{a}-{b}_at_{a}.pcap", devices.Get(0)),
                                    (f"backhaul_{a}-{b}_at_{b}.pcap", devices.Get(1))]
             for name in (a, b):
