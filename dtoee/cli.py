@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--verbose", action="store_true")
     build.set_defaults(func=cmd_build)
 
+    # Further commands register themselves here (one line each).
+    from dtoee import experiments
+
+    experiments.register(sub)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)

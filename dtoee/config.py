@@ -125,6 +125,7 @@ class NodeConfig(_Frozen):
     speed_factor: float = Field(1.0, gt=0, le=1e6, description="service time = profiled latency / speed_factor")
     servers: int = Field(1, ge=1, le=1024)
     stages: list[int] = Field(min_length=1, description="1-based stages this server hosts")
+    queue_capacity: int | None = Field(None, ge=0, le=10**7, description="tasks waiting (not in service); None = unbounded")
 
 
 class UeGroupConfig(_Frozen):
@@ -179,11 +180,13 @@ class EventConfig(_Frozen):
 
     * ``kind = "ue_rate"``: every UE of ``ue_groups[ue_group]`` now sends ``rate_per_s``;
     * ``kind = "link_rate"``: the backhaul link ``a``-``b`` now runs at ``rate_bps``;
-    * ``kind = "node_speed"``: ``node`` now has ``speed_factor``.
+    * ``kind = "node_speed"``: ``node`` now has ``speed_factor``;
+    * ``kind = "node_crash"`` / ``"node_recover"``: ``node``'s server stops / starts again;
+    * ``kind = "link_down"`` / ``"link_up"``: backhaul link ``a``-``b`` fails / is repaired.
     """
 
     at_s: float = Field(ge=0, le=1e6)
-    kind: Literal["ue_rate", "link_rate", "node_speed"]
+    kind: Literal["ue_rate", "link_rate", "node_speed", "node_crash", "node_recover", "link_down", "link_up"]
     ue_group: int | None = Field(None, ge=0)
     rate_per_s: float | None = Field(None, ge=0, le=1e6)
     a: str | None = None
@@ -194,7 +197,23 @@ class EventConfig(_Frozen):
 
     def required(self) -> tuple[str, ...]:
         return {"ue_rate": ("ue_group", "rate_per_s"), "link_rate": ("a", "b", "rate_bps"),
-                "node_speed": ("node", "speed_factor")}[self.kind]
+                "node_speed": ("node", "speed_factor"), "node_crash": ("node",), "node_recover": ("node",),
+                "link_down": ("a", "b"), "link_up": ("a", "b")}[self.kind]
+
+
+class FaultsConfig(_Frozen):
+    """What happens to tasks when servers crash or transfers stall (see ``[[events]]``).
+
+    on_crash: "lose" (tasks at a crashed server are lost, reason node_crash) or "reoffload"
+        (the node that sent a task there routes it again, avoiding the crashed server, after
+        ``reoffload_timeout_s`` from sending it).
+    transfer_timeout_s: a message not delivered within this time loses its task (reason
+        link_down if a backhaul link on its path was down meanwhile, else timeout).
+    """
+
+    on_crash: Literal["lose", "reoffload"] = "lose"
+    reoffload_timeout_s: float = Field(0.5, ge=0, le=1e6)
+    transfer_timeout_s: float | None = Field(None, gt=0, le=1e6)
 
 
 class OutputConfig(_Frozen):
@@ -212,6 +231,7 @@ class Scenario(_Frozen):
     ue_groups: list[UeGroupConfig] = Field(min_length=1)
     policy: PolicyConfig = PolicyConfig()
     events: list[EventConfig] = Field(default_factory=list)
+    faults: FaultsConfig = FaultsConfig()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="after")
@@ -259,9 +279,9 @@ class Scenario(_Frozen):
                     raise ValueError(f"{field}.{required} is missing; required when kind = {event.kind!r}")
             if event.kind == "ue_rate" and event.ue_group >= len(self.ue_groups):
                 raise ValueError(f"{field}.ue_group = {event.ue_group}; allowed: 0..{len(self.ue_groups) - 1}")
-            if event.kind == "node_speed" and event.node not in names:
+            if event.kind in ("node_speed", "node_crash", "node_recover") and event.node not in names:
                 raise ValueError(f"{field}.node = {event.node!r}; allowed: one of {names}")
-            if event.kind == "link_rate" and frozenset((event.a, event.b)) not in links:
+            if event.kind in ("link_rate", "link_down", "link_up") and frozenset((event.a, event.b)) not in links:
                 raise ValueError(f"{field}: no backhaul link {event.a!r}-{event.b!r}; allowed: an existing link")
 
     def _check_policy(self, names: list[str], num_stages: int) -> None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dtoee.config import Scenario
+from dtoee.config import Scenario, backhaul_pairs
 from dtoee.system_model import logical_links
-from ns3_glue.network import node_endpoint
+from ns3_glue.network import backhaul_routes, node_endpoint
 from optimizer.policy import ControlMessage, NodeMeasurements
 
 POLICY_COLUMNS = ["time_s", "node", "stage", "kind", "target", "value"]
@@ -57,6 +57,10 @@ class ControlPlane:
         self.smoothing = smoothing
         self.inbox: dict[str, list[ControlMessage]] = defaultdict(list)
         self._estimates: dict[tuple[str, str, int], float] = {}
+        self.down_since: dict[frozenset, float] = {}
+        self.down_intervals: dict[frozenset, list[list]] = {}
+        names = [node.name for node in scenario.nodes]
+        self._next_hop = backhaul_routes(names, backhaul_pairs(scenario))
         self._period_start_s = 0.0
         self.messages_sent = 0
         self.messages_delivered = 0
@@ -76,6 +80,22 @@ class ControlPlane:
                 self.cosim.set_ue_rate(ue, event.rate_per_s)
         elif event.kind == "node_speed":
             self.cosim.nodes[event.node].speed_factor = event.speed_factor
+        elif event.kind == "node_crash":
+            self.cosim.crash(event.node)
+            self.inbox[event.node] = []
+        elif event.kind == "node_recover":
+            self.cosim.recover(event.node)
+        elif event.kind in ("link_down", "link_up"):
+            key = frozenset((event.a, event.b))
+            if event.kind == "link_down":
+                self.down_since.setdefault(key, self.net.now())
+                self.down_intervals.setdefault(key, []).append([self.net.now(), None])
+            else:
+                self.down_since.pop(key, None)
+                for interval in self.down_intervals.get(key, []):
+                    if interval[1] is None:
+                        interval[1] = self.net.now()
+            self.net.set_link_up(event.a, event.b, event.kind == "link_up")
         elif event.kind == "link_rate":
             self.net.set_link_rate(event.a, event.b, event.rate_bps)
             links = [l.model_copy(update={"rate_bps": event.rate_bps}) if {l.a, l.b} == {event.a, event.b} else l
@@ -96,11 +116,27 @@ class ControlPlane:
         for name, node in self.cosim.nodes.items():
             measurements = self._measure(name, node, now, period, paths)
             inbox, self.inbox[name] = self.inbox[name], []
+            if not node.alive:
+                continue  # a crashed server neither computes nor sends
             for message in self.policy.step(name, measurements, inbox):
                 self._send(message)
         self.log.snapshot(now, self.policy, self.scenario)
         if now + self.policy.period_s <= self.cosim.duration_s:  # no updates while draining
             self.net.call_later(self.policy.period_s, self._tick)
+
+    def path_was_down(self, src: str, dst: str, since_s: float) -> bool:
+        """Was any backhaul link on the route between endpoints src and dst down at some
+        time in [since_s, now]? (UE legs cross no backhaul link.)"""
+        if not (src.startswith("node:") and dst.startswith("node:")):
+            return False
+        here, target = src[5:], dst[5:]
+        while here != target:
+            hop = self._next_hop[(here, target)]
+            for start, end in self.down_intervals.get(frozenset((here, hop)), []):
+                if end is None or end >= since_s:
+                    return True
+            here = hop
+        return False
 
     def _smoothed(self, key: tuple, sample: float) -> float:
         previous = self._estimates.get(key)
@@ -135,6 +171,7 @@ class ControlPlane:
         def delivered() -> None:
             self.messages_delivered += 1
             self.cosim.trace.hop(-1, "control", src, dst, 0, message.size_bytes, start_s, self.net.now())
-            self.inbox[message.dst].append(message)
+            if self.cosim.nodes[message.dst].alive:
+                self.inbox[message.dst].append(message)
 
         self.net.send(src, dst, message.size_bytes, delivered)

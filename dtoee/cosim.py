@@ -9,6 +9,11 @@ One task (design.md, "One task, end to end")::
 
 The network (``Ns3Network`` or any object with ``now``, ``call_later``, ``send``) moves bytes
 and keeps time; this module holds the task logic only. Each handler is one event.
+
+Accounting: every task ends exactly once, through ``_complete`` or ``_lose`` (with a reason:
+``node_crash``, ``queue_full``, ``link_down``, ``timeout``); a task still moving at the stop
+time stays ``in_flight``. Every handler first checks that its task is still in flight, so a
+late event (a delivery after a timeout, a service on a node that crashed) changes nothing.
 """
 
 from __future__ import annotations
@@ -60,25 +65,38 @@ class Task:
     exit_node: str = ""
     confidence: float = math.nan
     predicted: int = -1
+    sender: str = ""               # node that last routed it (re-offloads after a crash)
+    avoid: frozenset = frozenset() # hosts that crashed under it
 
 
 @dataclass
 class NodeState:
-    """One edge server's FIFO compute queue with ``servers`` parallel workers."""
+    """One edge server's FIFO compute queue with ``servers`` parallel workers.
+
+    ``queue_capacity`` bounds the tasks waiting (not those in service); None = unbounded.
+    """
 
     name: str
     servers: int
     speed_factor: float
+    queue_capacity: int | None = None
+    alive: bool = True
+    epoch: int = 0                 # bumped by a crash: services started before it are void
     queue: deque = field(default_factory=deque)
-    busy: int = 0
+    in_service: dict = field(default_factory=dict)  # task_id -> task
     busy_time_s: float = 0.0
     completed_services: int = 0
+    max_queue_length: int = 0
     # Local measurements, reset by whoever reads them (the control plane, each period).
     external_arrivals: int = 0                                  # tasks from its own UEs
     stage_arrivals: dict[int, int] = field(default_factory=dict)  # Lambda_j^k counts
     stage_routed: dict[int, int] = field(default_factory=dict)    # phi_j^k counts
     tasks_present_area: float = 0.0                              # integral of tasks at node dt
     last_change_s: float = 0.0
+
+    @property
+    def busy(self) -> int:
+        return len(self.in_service)
 
     def tasks_present(self) -> int:
         return len(self.queue) + self.busy
@@ -87,6 +105,22 @@ class NodeState:
         """Accumulate the time integral of tasks present before the count changes."""
         self.tasks_present_area += self.tasks_present() * (now_s - self.last_change_s)
         self.last_change_s = now_s
+
+
+@dataclass(frozen=True)
+class FaultHandling:
+    """What happens to tasks when a server crashes or a transfer stalls.
+
+    on_crash: "lose" (tasks at the node are lost, reason node_crash) or "reoffload" (the node
+        that sent a task there routes it again, avoiding the crashed host, once
+        ``reoffload_timeout_s`` has passed since it sent it; tasks with no sender are lost).
+    transfer_timeout_s: a message not delivered within this time loses its task (reason
+        link_down if a link on its path was down meanwhile, else timeout); None = wait forever.
+    """
+
+    on_crash: str = "lose"
+    reoffload_timeout_s: float = 0.5
+    transfer_timeout_s: float | None = None
 
 
 class CoSimulation:
@@ -103,6 +137,8 @@ class CoSimulation:
         duration_s: float,
         rngs: dict[str, np.random.Generator],
         trace: Trace,
+        faults: FaultHandling = FaultHandling(),
+        links_down_since: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
     ) -> None:
         self.net = network
         self.executor = executor
@@ -114,8 +150,11 @@ class CoSimulation:
         self.duration_s = duration_s
         self.rngs = rngs
         self.trace = trace
+        self.faults = faults
+        self.links_down_since = links_down_since
         self.tasks: list[Task] = []
         self.done = 0
+        self.lost = 0
         self.ue_rate_per_s = {ue.index: ue.rate_per_s for ue in ues}
         self._arrival_epoch = {ue.index: 0 for ue in ues}
 
@@ -151,44 +190,60 @@ class CoSimulation:
                        task.payload_bytes, lambda: self._entered(task, ue.serving_node))
 
     def _entered(self, task: Task, name: str) -> None:
-        self.nodes[name].external_arrivals += 1
+        node = self.nodes[name]
+        if not node.alive:
+            return self._lose(task, "node_crash")
+        node.external_arrivals += 1
         self._route(task, name)
 
     # Routing: x_i^k picks the host of the next stage ---------------------------------------
     def _route(self, task: Task, here: str) -> None:
         routed = self.nodes[here].stage_routed
         routed[task.stage] = routed.get(task.stage, 0) + 1
-        probabilities = self.policy.offload_probabilities(here, task.stage)
+        probabilities = {h: p for h, p in self.policy.offload_probabilities(here, task.stage).items()
+                         if h not in task.avoid}
+        if not probabilities or sum(probabilities.values()) <= 0:
+            return self._lose(task, "node_crash")  # every host it could go to crashed under it
+        weights = np.fromiter(probabilities.values(), float)
         hosts = list(probabilities)
-        target = hosts[self.rngs["routing"].choice(len(hosts), p=np.fromiter(probabilities.values(), float))]
+        target = hosts[self.rngs["routing"].choice(len(hosts), p=weights / weights.sum())]
+        task.sender = here
         if target == here:
             self._enqueue(task, here)
         else:
+            sent_s = self.net.now()
             self._transfer("offload", task, node_endpoint(here), node_endpoint(target),
-                           task.payload_bytes, lambda: self._enqueue(task, target))
+                           task.payload_bytes, lambda: self._enqueue(task, target, sent_s))
 
     # Compute queue ------------------------------------------------------------------------
-    def _enqueue(self, task: Task, name: str) -> None:
+    def _enqueue(self, task: Task, name: str, sent_s: float | None = None) -> None:
         node = self.nodes[name]
+        if not node.alive:
+            return self._crashed_under(task, node, sent_s if sent_s is not None else self.net.now())
+        if node.queue_capacity is not None and len(node.queue) >= node.queue_capacity and node.busy >= node.servers:
+            return self._lose(task, "queue_full")
         node.stage_arrivals[task.stage] = node.stage_arrivals.get(task.stage, 0) + 1
         node.note_change(self.net.now())
-        node.queue.append((task, self.net.now()))
+        node.queue.append((task, self.net.now(), sent_s if sent_s is not None else self.net.now()))
+        node.max_queue_length = max(node.max_queue_length, len(node.queue))
         self._serve_next(node)
 
     def _serve_next(self, node: NodeState) -> None:
         while node.busy < node.servers and node.queue:
-            task, enqueued_s = node.queue.popleft()
-            node.busy += 1
+            task, enqueued_s, sent_s = node.queue.popleft()
+            node.in_service[task.task_id] = (task, sent_s)
             service_s = self.stage_latency_s[task.stage - 1] / node.speed_factor
             if self.exponential_service:
                 service_s = self.rngs["service"].exponential(service_s)
-            start_s = self.net.now()
-            self.net.call_later(service_s, lambda t=task, e=enqueued_s, s=start_s: self._finish(node, t, e, s))
+            start_s, epoch = self.net.now(), node.epoch
+            self.net.call_later(service_s, lambda t=task, e=enqueued_s, s=start_s, ep=epoch: self._finish(node, t, e, s, ep))
 
-    def _finish(self, node: NodeState, task: Task, enqueued_s: float, start_s: float) -> None:
+    def _finish(self, node: NodeState, task: Task, enqueued_s: float, start_s: float, epoch: int) -> None:
+        if epoch != node.epoch:
+            return  # the node crashed while serving it; the crash already handled the task
         now = self.net.now()
         node.note_change(now)
-        node.busy -= 1
+        del node.in_service[task.task_id]
         node.busy_time_s += now - start_s
         node.completed_services += 1
         stage = task.stage
@@ -206,17 +261,69 @@ class CoSimulation:
             self._route(task, node.name)
         self._serve_next(node)
 
+    # Faults -------------------------------------------------------------------------------
+    def crash(self, name: str) -> None:
+        """Server ``name`` stops: its queued and in-service tasks are lost or re-offloaded."""
+        node = self.nodes[name]
+        now = self.net.now()
+        node.note_change(now)
+        node.alive, node.epoch = False, node.epoch + 1
+        stranded = [(task, sent_s) for task, _enq, sent_s in node.queue] + list(node.in_service.values())
+        node.queue.clear()
+        node.in_service.clear()
+        for task, sent_s in stranded:
+            self._crashed_under(task, node, sent_s)
+
+    def recover(self, name: str) -> None:
+        node = self.nodes[name]
+        node.note_change(self.net.now())
+        node.alive = True
+
+    def _crashed_under(self, task: Task, node: NodeState, sent_s: float) -> None:
+        sender = self.nodes.get(task.sender)
+        if self.faults.on_crash != "reoffload" or sender is None or sender is node:
+            return self._lose(task, "node_crash")
+        task.avoid = task.avoid | {node.name}
+        delay_s = max(0.0, sent_s + self.faults.reoffload_timeout_s - self.net.now())
+        self.net.call_later(delay_s, lambda: self._reoffload(task, sender))
+
+    def _reoffload(self, task: Task, sender: NodeState) -> None:
+        if task.status != "in_flight":
+            return
+        if not sender.alive:
+            return self._lose(task, "node_crash")
+        self._route(task, sender.name)
+
+    # Endings ------------------------------------------------------------------------------
     def _complete(self, task: Task) -> None:
+        if task.status != "in_flight":
+            return
         task.status, task.finished_s = "completed", self.net.now()
         self.done += 1
+
+    def _lose(self, task: Task, reason: str) -> None:
+        if task.status != "in_flight":
+            return
+        task.status, task.loss_reason, task.finished_s = "lost", reason, self.net.now()
+        self.lost += 1
 
     # Transfers ----------------------------------------------------------------------------
     def _transfer(self, kind: str, task: Task, src: str, dst: str, payload_bytes: int,
                   then: Callable[[], None]) -> None:
         start_s = self.net.now()
+        arrived = []
 
         def delivered() -> None:
+            arrived.append(True)
+            if task.status != "in_flight":
+                return  # lost meanwhile (timeout): a late delivery changes nothing
             self.trace.hop(task.task_id, kind, src, dst, task.stage, payload_bytes, start_s, self.net.now())
             then()
 
+        def timed_out() -> None:
+            if not arrived:
+                self._lose(task, "link_down" if self.links_down_since(src, dst, start_s) else "timeout")
+
         self.net.send(src, dst, payload_bytes, delivered)
+        if self.faults.transfer_timeout_s is not None:
+            self.net.call_later(self.faults.transfer_timeout_s, timed_out)

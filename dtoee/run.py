@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dtoee.config import Scenario, ScenarioError
-from dtoee.cosim import CoSimulation, NodeState
+from dtoee.cosim import CoSimulation, FaultHandling, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
 from dtoee.control import POLICY_COLUMNS, ControlPlane, PolicyLog
 from dtoee.policies import build_policy, is_adaptive
@@ -82,16 +82,19 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     system = system_from_scenario(scenario, model, ues, latencies) if scenario.policy.kind != "static" else None
     policy = build_policy(scenario, system)
     network = Ns3Network(scenario, ues, pcap_dir)
-    nodes = [NodeState(n.name, n.servers, n.speed_factor) for n in scenario.nodes]
+    nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
+    faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
+                           scenario.faults.transfer_timeout_s)
     cosim = CoSimulation(
         network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
-        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace,
+        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
     )
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
+    cosim.links_down_since = control.path_was_down
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     cosim.start()
     control.start()
@@ -115,6 +118,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
         max(reached_s, 1e-12), scenario.model.num_stages,
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
         model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+        max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
         policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
         control_messages_delivered=control.messages_delivered,
         simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,

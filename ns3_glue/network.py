@@ -143,6 +143,15 @@ class Ns3Network:
         for d in range(2):
             devices.Get(d).SetAttribute("DataRate", self.ns.DataRateValue(self.ns.DataRate(int(rate_bps))))
 
+    def set_link_up(self, a: str, b: str, up: bool) -> None:
+        """Take backhaul link a-b down (every packet on it is dropped, both ways) or up again
+        (back to its configured loss). Routes stay: a failed link is not routed around,
+        as with the static routes of a backhaul without a routing protocol; TCP retransmits
+        until it is repaired or the transfer times out."""
+        key = frozenset((a, b))
+        for model in self.link_error_models[key]:
+            model.SetAttribute("ErrorRate", self.ns.DoubleValue(1.0 if not up else self.link_loss[key]))
+
     def stop_now(self) -> None:
         self.ns.Simulator.Stop()
 
@@ -199,17 +208,21 @@ class Ns3Network:
         link_address: dict[tuple[str, str], tuple[str, int]] = {}  # (here, there) -> (there's addr, my iface)
         self._backhaul_helpers = []
         self.backhaul_devices: dict[frozenset, object] = {}
+        self.link_loss: dict[frozenset, float] = {}
+        self.link_error_models: dict[frozenset, list] = {}
         link_subnets: dict[str, tuple[str, str]] = {}
         for index, (a, b, rate_bps, delay_s, loss) in enumerate(links):
             helper = self._p2p(rate_bps, delay_s, loss)
             devices = helper.Install(self.servers[a], self.servers[b])
-            if loss > 0:
-                for d in range(2):
-                    model = ns.CreateObject[ns.RateErrorModel]()
-                    model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
-                    model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
-                    devices.Get(d).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
-                    self._keep.append(model)
+            key = frozenset((a, b))
+            self.link_loss[key], self.link_error_models[key] = loss, []
+            for d in range(2):  # packet loss (and link failures: rate 1) on receive, both ends
+                model = ns.CreateObject[ns.RateErrorModel]()
+                model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
+                model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
+                devices.Get(d).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+                self.link_error_models[key].append(model)
+                self._keep.append(model)
             subnet = f"10.{200 + index // 256}.{index % 256}.0"
             link_subnets[subnet] = (a, b)
             addresses = self._assign(devices, subnet)

@@ -446,6 +446,7 @@ class NodeAgent:
     def _update_offloading(self, k: int, now_s: float, max_age_s: float | None) -> None:
         paths = self._paths(k, now_s, max_age_s)
         known = np.array([n for n, p in enumerate(paths) if p is not None], dtype=int)
+        paths, known = self._with_silent_hosts(k, paths, known, now_s, max_age_s)
         if known.size < 2:
             return
         x = self.x[k]
@@ -471,6 +472,31 @@ class NodeAgent:
         move[known] = f / phi - x[known]
         beta = self._adapt_step(("x", k), move)
         self.x[k] = _normalised(x + beta * move)
+
+
+    def _with_silent_hosts(self, k: int, paths, known: np.ndarray, now_s: float, max_age_s: float | None):
+        """Hosts presumed dead join the step with a prohibitive marginal cost and no room.
+
+        A host that did report but has been silent for over twice the report age limit
+        (crashed, or cut off) is given ``a_j = max(a) + 1 s`` and ``room_j = 0``: the step
+        moves its flow to the hosts that still report, within *their* reported headroom,
+        so losing messages never dumps a silent host's load on one node at once. A host
+        that never reported (start-up) keeps its share. When it reports again, DTO-O's
+        ordinary steps bring flow back to it.
+        """
+        if max_age_s is None or known.size == 0:
+            return paths, known
+        silent = [n for n, (j, p) in enumerate(zip(self.targets[k], paths))
+                  if p is None and j != self.name and (j, k) in self.reports
+                  and now_s - self.reports[(j, k)].sent_s > 2.0 * max_age_s and self.x[k][n] > 0]
+        if not silent:
+            return paths, known
+        worst = max(paths[n][0] for n in known) + 1.0
+        curvature = max(paths[n][2] for n in known)
+        paths = list(paths)
+        for n in silent:
+            paths[n] = (worst, curvature, curvature, 0.0)
+        return paths, np.array(sorted([*known.tolist(), *silent]), dtype=int)
 
 
 def _normalised(p: np.ndarray) -> np.ndarray:
@@ -622,8 +648,9 @@ class DtoeePolicy:
       (prior if absent; read as the link's available rate);
     * stores the reports in ``inbox`` (newest per sender and stage; malformed ones ignored);
     * runs DTO-R for its stages (K first, so its own reports feed each other at once) and
-      DTO-O with the reports no older than ``max_report_age_s``: a host whose report was
-      lost or is stale keeps its share of the flow until a fresh report arrives;
+      DTO-O with the reports no older than ``max_report_age_s``: a host that never reported
+      keeps its share; a host silent for over twice the age limit is presumed dead and its
+      flow moves to the hosts that still report, within their headroom;
     * returns one :class:`ControlMessage` per upstream sender and hosted stage.
 
     Information crosses one hop per period, so a K-stage chain needs K periods to carry
