@@ -137,8 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dtoee: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dtoee: interrupted; partial traces written", file=sys.stderr)
+        print("dtoee: interrupted (SIGINT); partial traces written, summary.json says partial", file=sys.stderr)
         return 130
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - a failed run: traces are written, say why
+        if type(error).__name__ == "Terminated":  # dtoee.run.Terminated, from SIGTERM
+            print("dtoee: terminated (SIGTERM); partial traces written", file=sys.stderr)
+            return 143
+        import traceback
+
+        traceback.print_exc()
+        print(f"dtoee: the run failed: {type(error).__name__}: {error}; partial traces written", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

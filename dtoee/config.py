@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 LTE_BANDWIDTHS_RB = (6, 15, 25, 50, 75, 100)
+# Downlink EARFCNs in 0..6599 that ns-3 3.44's band table does not know (checked by calling
+# LteSpectrumValueHelper::GetDownlinkCarrierFrequency on every value): they would abort ns-3.
+EARFCN_GAPS = ((4950, 4999), (5380, 5729))
 PATHLOSS_MODELS = {
     "friis": "ns3::FriisPropagationLossModel",
     "log_distance": "ns3::LogDistancePropagationLossModel",
@@ -35,11 +38,17 @@ SCHEDULERS = {
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot run; the message names the field, the value and what is allowed."""
+    """A scenario that cannot run; the message names the field, the value and what is allowed.
+
+    Always one line: control characters from the input are escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message)))
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class SimulationConfig(_Frozen):
@@ -49,6 +58,7 @@ class SimulationConfig(_Frozen):
     drain_s: float = Field(5.0, ge=0, le=1e6, description="extra time for tasks in flight to finish")
     seed: int = Field(1, ge=0, lt=2**31)
     progress: bool = True
+    checkpoint_wall_s: float = Field(30.0, ge=0, le=1e6, description="write partial traces this often (wall s); 0 = never")
 
 
 class ModelConfig(_Frozen):
@@ -86,12 +96,15 @@ class RadioConfig(_Frozen):
     ue_tx_power_dbm: float = Field(23.0, ge=-40, le=30)
     pathloss_model: Literal["friis", "log_distance", "three_log_distance", "cost231", "okumura_hata"] = "log_distance"
     scheduler: Literal["pf", "rr", "fdmt", "tdmt"] = "pf"
-    dl_earfcn: int = Field(100, ge=0, le=17999, description="downlink EARFCN; uplink = dl + 18000")
+    dl_earfcn: int = Field(100, ge=0, le=6599, description="downlink EARFCN (FDD); uplink = dl + 18000")
 
     @model_validator(mode="after")
     def _bandwidth(self) -> "RadioConfig":
         if self.bandwidth_rb not in LTE_BANDWIDTHS_RB:
             raise ValueError(f"radio.bandwidth_rb = {self.bandwidth_rb}; allowed: one of {list(LTE_BANDWIDTHS_RB)}")
+        if any(low <= self.dl_earfcn <= high for low, high in EARFCN_GAPS):
+            raise ValueError(f"radio.dl_earfcn = {self.dl_earfcn}; allowed: an FDD downlink EARFCN in "
+                             f"0..6599 outside {EARFCN_GAPS} (ns-3's band table)")
         return self
 
 

@@ -49,7 +49,11 @@ def cmd_compare(args) -> int:
 def cmd_plot(args) -> int:
     from dtoee.plots import plot_directory
 
-    paths = plot_directory(Path(args.directory), out=Path(args.out) if args.out else None)
+    try:
+        paths = plot_directory(Path(args.directory), out=Path(args.out) if args.out else None)
+    except FileNotFoundError as error:
+        print(f"dtoee: error: {error}", file=sys.stderr)
+        return 2
     for path in paths:
         print(path)
     return 0 if paths else 1

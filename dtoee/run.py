@@ -7,8 +7,11 @@ how tests and sweeps run many simulations after paying ns-3's import once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -101,36 +104,84 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     show = scenario.simulation.progress if progress is None else progress
     bar = _progress(network, cosim, horizon_s) if show else None
     setup_wall_s = time.perf_counter() - wall_start
-    error: BaseException | None = None
     run_started = time.perf_counter()
+
+    def write(partial_reason: str | None) -> dict:
+        """Summarise and write everything simulated so far (each file replaced atomically)."""
+        reached_s = network.now()
+        tasks = tasks_frame(cosim.tasks)
+        summary = summarize(
+            tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
+            max(reached_s, 1e-12), scenario.model.num_stages,
+            scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
+            model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+            max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
+            policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
+            control_messages_delivered=control.messages_delivered,
+            simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
+            setup_wall_s=setup_wall_s, run_wall_s=time.perf_counter() - run_started,
+            forward_wall_s=executor.forward_time_s,
+            partial=partial_reason is not None, partial_reason=partial_reason,
+        )
+        write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
+                      policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
+        return summary
+
+    _checkpoints(network, horizon_s, scenario.simulation.checkpoint_wall_s,
+                 lambda: write("checkpoint: the run was still in progress when this was written"))
+    error: BaseException | None = None
     try:
-        network.run(horizon_s)
+        with _sigterm_raises():
+            network.run(horizon_s)
     except BaseException as caught:  # interrupted or failed: keep what was simulated
         error = caught
     finally:
         if bar is not None:
             bar.close()
-    run_wall_s = time.perf_counter() - run_started
-    reached_s = network.now()
-    tasks = tasks_frame(cosim.tasks)
-    summary = summarize(
-        tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
-        max(reached_s, 1e-12), scenario.model.num_stages,
-        scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
-        model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
-        max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
-        policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
-        control_messages_delivered=control.messages_delivered,
-        simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
-        setup_wall_s=setup_wall_s, run_wall_s=run_wall_s, forward_wall_s=executor.forward_time_s,
-        partial=error is not None, partial_reason=None if error is None else f"{type(error).__name__}: {error}",
-    )
-    write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
-                  policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
+    summary = write(None if error is None else f"{type(error).__name__}: {error}")
     network.close()
     if error is not None:
         raise error
     return summary
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during a run (like KeyboardInterrupt for SIGINT)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into a Terminated exception inside the run (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _checkpoints(network, horizon_s: float, every_wall_s: float, write) -> None:
+    """Every ``every_wall_s`` of wall time (checked 200 times per run), write partial traces,
+    so even a killed run leaves readable files marked partial."""
+    if every_wall_s <= 0:
+        return
+    step_s = horizon_s / 200
+    last = [time.perf_counter()]
+
+    def check() -> None:
+        if time.perf_counter() - last[0] >= every_wall_s:
+            write()
+            last[0] = time.perf_counter()
+        if network.now() + step_s < horizon_s:
+            network.call_later(step_s, check)
+
+    network.call_later(step_s, check)
 
 
 def _progress(network, cosim, horizon_s: float):
