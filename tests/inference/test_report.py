@@ -1,0 +1,26 @@
+"""Files written for `dtoee profile`."""
+import csv
+import json
+
+import pytest
+
+from inference.report import write_profile
+
+
+def test_write_profile_measured(mlp, cache_dir, tmp_path):
+    paths = write_profile("mlp", tmp_path / "out", cache_dir=cache_dir)
+    rows = list(csv.DictReader(open(paths["exits_csv"])))
+    assert len(rows) == mlp.num_stages * 101 and rows[0]["threshold"] == "0" and rows[0]["exit_share"] == "1"
+    doc = json.loads(paths["profile_json"].read_text())
+    assert doc["estimated"] is False and len(doc["stages"]) == mlp.num_stages
+    assert doc["exit_test_accuracy"] == pytest.approx(mlp.exit_test_accuracy())
+    assert paths["plot_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_profile_estimated(tmp_path):
+    paths = write_profile("llama-2-7b", tmp_path, num_stages=4, device_flops=5e11)
+    doc = json.loads(paths["profile_json"].read_text())
+    assert doc["estimated"] is True and all(s["estimated"] for s in doc["stages"])
+    assert "ESTIMATED" in paths["plot_png"].name and "exits_csv" not in paths
+    with pytest.raises(ValueError, match="name='nope'"):
+        write_profile("nope", tmp_path)
