@@ -57,14 +57,15 @@ def scenario_system(scenario):
     import torch
 
     torch.set_num_threads(1)
-    from dtoee.run import load_model, place_ues
+    from dtoee.run import check_memory, load_model, place_ues, stage_figures
     from dtoee.seeding import numpy_streams
     from dtoee.system_model import system_from_scenario
 
     model = load_model(scenario)
-    latencies = list(scenario.model.stage_latency_s or [p.latency_s for p in model.profile])
+    figures = stage_figures(scenario, model)
+    check_memory(scenario, figures)
     rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
-    return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), latencies)
+    return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), figures)
 
 
 def cmd_optimize(args) -> int:
@@ -94,6 +95,22 @@ def cmd_optimize(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    from inference.report import write_profile
+
+    try:
+        paths = write_profile(args.model, args.out, seed=args.seed, num_stages=args.stages,
+                              device_flops=args.device_flops, seq_len=args.seq_len)
+    except ValueError as error:  # bad model name, stage count, sequence length
+        raise ScenarioError(f"dtoee profile: {error}") from None
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dtoee", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     optimize.add_argument("--every", type=int, default=20, help="print every N-th round after the first 10")
     optimize.add_argument("--out", default="optimize.json")
     optimize.set_defaults(func=cmd_optimize)
+
+    profile = sub.add_parser("profile", help="exit curves and per-stage profile of a model (plots too)")
+    profile.add_argument("--model", required=True,
+                         help="mlp, resnet, vit, llama (trained here) or llama-2-7b, llama-2-13b, gpt2-xl, gpt2 (ESTIMATED)")
+    profile.add_argument("--out", default="profile")
+    profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument("--stages", type=int, default=3, help="stages of a large model")
+    profile.add_argument("--device-flops", type=float, default=None,
+                         help="FLOP/s for large-model latency estimates (default: measured here)")
+    profile.add_argument("--seq-len", type=int, default=512)
+    profile.set_defaults(func=cmd_profile)
 
     build = sub.add_parser("build", help="compile the ns3_glue C++ library (done on first use anyway)")
     build.add_argument("--verbose", action="store_true")

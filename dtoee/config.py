@@ -72,6 +72,12 @@ class ModelConfig(_Frozen):
         None, description="override the measured profile (reproducible across machines)"
     )
     service_distribution: Literal["deterministic", "exponential"] = "deterministic"
+    activation_dtype: Literal["fp32", "fp16", "int8"] = Field("fp32", description="wire format of offloaded activations")
+    large_model: Literal["llama-2-7b", "llama-2-13b", "gpt2-xl", "gpt2"] | None = Field(
+        None, description="take stage latencies, sizes and parameters from this real architecture "
+        "(ESTIMATED from its FLOPs and device_flops); exits still come from the trained family")
+    seq_len: int = Field(512, ge=1, le=4096, description="tokens per task, for large_model")
+    device_flops: float = Field(1e14, gt=0, le=1e18, description="FLOP/s of a speed_factor-1 server, for large_model")
 
     @model_validator(mode="after")
     def _latencies(self) -> "ModelConfig":
@@ -139,6 +145,7 @@ class NodeConfig(_Frozen):
     servers: int = Field(1, ge=1, le=1024)
     stages: list[int] = Field(min_length=1, description="1-based stages this server hosts")
     queue_capacity: int | None = Field(None, ge=0, le=10**7, description="tasks waiting (not in service); None = unbounded")
+    memory_bytes: float | None = Field(None, gt=0, le=1e15, description="server memory for stage parameters + working memory")
 
 
 class UeGroupConfig(_Frozen):

@@ -3,7 +3,8 @@
 * ``ReplayExecutor``: per-sample confidences and predictions precomputed once on the test
   split (``model.replay``), output sizes from the profile. Fast and deterministic.
 * ``LiveExecutor``: runs the real forward pass of stage k on the tensor the task carries,
-  inside the simulation callback; the output tensor travels on with the task.
+  inside the simulation callback; the output tensor travels on with the task (its wire
+  size is the same as replay's: the profile's, in the scenario's activation format).
 
 Both pick the same samples for the same seed and give the same decisions (the replay table
 is computed with ``run_stage`` itself).
@@ -15,14 +16,17 @@ import numpy as np
 
 
 class ReplayExecutor:
-    def __init__(self, model) -> None:
+    """``figures`` (``dtoee.run.StageFigures``) sets what travels: input and activation bytes
+    (measured, compressed, or those of a named large model)."""
+
+    def __init__(self, model, figures) -> None:
         self.model = model
         self.num_stages = model.num_stages
-        self.input_bytes = model.input_bytes
+        self.input_bytes = figures.input_bytes
         self.result_bytes = model.result_bytes
         self._confidence = model.replay.confidence
         self._predicted = model.replay.predicted
-        self._activation_bytes = [profile.activation_bytes for profile in model.profile]
+        self._activation_bytes = list(figures.activation_bytes)
         self.forward_time_s = 0.0
 
     def pick_sample(self, rng: np.random.Generator) -> tuple[int, int]:
@@ -44,4 +48,4 @@ class LiveExecutor(ReplayExecutor):
         result = self.model.run_stage(stage, x)
         self.forward_time_s += time.perf_counter() - started
         task.activation = result.activation
-        return result.confidence, result.predicted, result.activation_bytes
+        return result.confidence, result.predicted, self._activation_bytes[stage - 1]

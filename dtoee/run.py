@@ -8,6 +8,7 @@ how tests and sweeps run many simulations after paying ns-3's import once.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 import math
 import multiprocessing
 import signal
@@ -63,6 +64,54 @@ def load_model(scenario: Scenario):
     return model
 
 
+@dataclass(frozen=True)
+class StageFigures:
+    """Per stage k (index k-1): service time at speed 1, bytes offloaded after it, parameter
+    bytes; plus the input size. Measured (the trained model's profile) or ESTIMATED (a named
+    large model's architecture), then overridden by ``model.stage_latency_s`` if given."""
+
+    latency_s: list[float]
+    activation_bytes: list[int]
+    param_bytes: list[int]
+    input_bytes: int
+    estimated: bool
+
+
+def stage_figures(scenario: Scenario, model) -> StageFigures:
+    config = scenario.model
+    field = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}[
+        config.activation_dtype]
+    if config.large_model is not None:
+        from inference import large_model_profile
+
+        profile = large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=config.seq_len)
+        input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
+    else:
+        profile, input_bytes, estimated = model.profile, model.input_bytes, False
+    latency = list(config.stage_latency_s or [p.latency_s for p in profile])
+    return StageFigures(latency, [int(getattr(p, field)) for p in profile], [int(p.param_bytes) for p in profile],
+                        int(input_bytes), estimated)
+
+
+def check_memory(scenario: Scenario, figures: StageFigures) -> None:
+    """Stage parameters plus working memory (the largest activation in or out of a hosted
+    stage, one task at a time) must fit each node that declares ``memory_bytes``."""
+    from inference.placement import check_placement
+
+    sized = {n.name: n for n in scenario.nodes if n.memory_bytes is not None}
+    if not sized:
+        return
+    working = [max(figures.input_bytes if k == 0 else figures.activation_bytes[k - 1], figures.activation_bytes[k])
+               for k in range(scenario.model.num_stages)]
+    try:
+        check_placement({name: node.stages for name, node in sized.items()}, figures.param_bytes,
+                        {name: int(node.memory_bytes) for name, node in sized.items()}, working)
+    except ValueError as error:
+        if "hosted by no node" in str(error) or "hosted nowhere" in str(error):
+            return  # stages on nodes without a memory figure: nothing to check there
+        raise ScenarioError(f"nodes[*].memory_bytes: {error}") from None
+
+
 def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | None = None) -> dict:
     """Run ``scenario`` and write tasks/hops/summary into ``out_dir``; return the summary.
 
@@ -76,13 +125,15 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     out_dir = Path(out_dir)
     wall_start = time.perf_counter()
     model = load_model(scenario)
-    executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model)
-    latencies = list(scenario.model.stage_latency_s or [p.latency_s for p in model.profile])
+    figures = stage_figures(scenario, model)
+    check_memory(scenario, figures)
+    executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model, figures)
+    latencies = figures.latency_s
     total_ues = sum(group.count for group in scenario.ue_groups)
     rngs = numpy_streams(scenario.simulation.seed, total_ues)
     ues = place_ues(scenario, rngs["placement"])
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
-    system = system_from_scenario(scenario, model, ues, latencies) if scenario.policy.kind != "static" else None
+    system = system_from_scenario(scenario, model, ues, figures) if scenario.policy.kind != "static" else None
     policy = build_policy(scenario, system)
     network = Ns3Network(scenario, ues, pcap_dir)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
@@ -115,6 +166,8 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
             max(reached_s, 1e-12), scenario.model.num_stages,
             scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
             model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+            large_model=scenario.model.large_model, stage_figures_estimated=figures.estimated,
+            activation_bytes=figures.activation_bytes,
             max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
             policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
             control_messages_delivered=control.messages_delivered,

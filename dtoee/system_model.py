@@ -38,15 +38,17 @@ def logical_links(scenario: Scenario) -> dict[tuple[str, str], Link]:
     return links
 
 
-def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], stage_latency_s: list[float],
+def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figures,
                          ue_rates: dict[int, float] | None = None) -> SystemModel:
+    """``figures``: ``dtoee.run.StageFigures`` (latencies and bytes as the simulation uses them)."""
     num_stages = scenario.model.num_stages
+    stage_latency_s = figures.latency_s
     rates: dict[str, float] = {node.name: 0.0 for node in scenario.nodes}
     for ue in ues:
         rates[ue.serving_node] += ue_rates[ue.index] if ue_rates is not None else ue.rate_per_s
-    transfer = {1: model.input_bytes + FRAME_HEADER_BYTES}
+    transfer = {1: figures.input_bytes + FRAME_HEADER_BYTES}
     for k in range(2, num_stages + 1):
-        transfer[k] = model.profile[k - 2].activation_bytes + FRAME_HEADER_BYTES
+        transfer[k] = figures.activation_bytes[k - 2] + FRAME_HEADER_BYTES
     curves = {curve.stage: curve for curve in model.exit_curves()}
     return SystemModel(
         nodes=tuple(node.name for node in scenario.nodes),
