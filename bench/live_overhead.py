@@ -1,6 +1,9 @@
 """Live-mode cost per stage: real ``run_stage`` calls vs the cached profile, plus the cost of
 (de)serialising the activation in each wire format.
 
+For the whole-run figure (live co-simulation wall time against network-only time + torch
+forward time, and their ratio) run ``bench/overhead.py --live``.
+
     .venv/bin/python bench/live_overhead.py [--families mlp resnet vit llama] [--repeats 200]
         [--threads 1] [--cache-dir DIR]
 

@@ -46,7 +46,7 @@ def _full(scenario, out: str, conn) -> None:
     from dtoee.run import run_scenario
 
     summary = run_scenario(scenario, out, progress=False)
-    conn.send((summary["run_wall_s"], summary["tasks_generated"]))
+    conn.send((summary["run_wall_s"], summary["tasks_generated"], summary["forward_wall_s"]))
     conn.close()
 
 
@@ -65,6 +65,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "city_small.toml"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--live", action="store_true",
+                        help="live mode: real forward passes in the callbacks; compare with network-only + torch time")
     args = parser.parse_args()
 
     import torch
@@ -74,28 +76,33 @@ def main() -> int:
     from dtoee.run import load_model
     from ns3_glue.build import load_glue
 
-    scenario = load_scenario(args.scenario, ["simulation.progress=false"])
+    overrides = ["simulation.progress=false", "simulation.checkpoint_wall_s=0"]
+    scenario = load_scenario(args.scenario, overrides + (['model.mode="live"'] if args.live else []))
     load_model(scenario)  # train/profile once, before any fork
     started = time.perf_counter()
     load_glue()
     import_s = time.perf_counter() - started
-    full_s, bare_s = [], []
+    full_s, bare_s, forward_s = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
             out = Path(scratch) / f"run{repeat}"
-            wall, tasks = in_child(_full, scenario, str(out))
+            wall, tasks, forward = in_child(_full, scenario, str(out))
             full_s.append(wall)
+            forward_s.append(forward)
             wall, messages = in_child(_network_only, scenario, str(out / "hops.parquet"))
             bare_s.append(wall)
-    full, bare = statistics.median(full_s), statistics.median(bare_s)
+    full, bare, forward = statistics.median(full_s), statistics.median(bare_s), statistics.median(forward_s)
     print(f"scenario {scenario.name}: {tasks} tasks, {messages} messages, "
           f"{scenario.simulation.duration_s + scenario.simulation.drain_s:.0f} simulated s; "
           f"ns-3 import {import_s:.1f} s (paid once)")
     print("| run | Simulator::Run wall s (median of %d) |" % args.repeats)
     print("|---|---|")
-    print(f"| full co-simulation | {full:.2f} |")
+    print(f"| full co-simulation ({scenario.model.mode}) | {full:.2f} |")
     print(f"| same traffic, no Python task logic | {bare:.2f} |")
     print(f"| ratio | {full / bare:.3f} |")
+    if args.live:
+        print(f"| torch forward passes inside the live run | {forward:.2f} |")
+        print(f"| live / (network only + torch forward) | {full / (bare + forward):.3f} |")
     return 0
 
 
