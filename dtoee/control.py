@@ -57,7 +57,6 @@ class ControlPlane:
         self.smoothing = smoothing
         self.inbox: dict[str, list[ControlMessage]] = defaultdict(list)
         self._estimates: dict[tuple[str, str, int], float] = {}
-        self.down_since: dict[frozenset, float] = {}
         self.down_intervals: dict[frozenset, list[list]] = {}
         names = [node.name for node in scenario.nodes]
         self._next_hop = backhaul_routes(names, backhaul_pairs(scenario))
@@ -88,10 +87,8 @@ class ControlPlane:
         elif event.kind in ("link_down", "link_up"):
             key = frozenset((event.a, event.b))
             if event.kind == "link_down":
-                self.down_since.setdefault(key, self.net.now())
                 self.down_intervals.setdefault(key, []).append([self.net.now(), None])
             else:
-                self.down_since.pop(key, None)
                 for interval in self.down_intervals.get(key, []):
                     if interval[1] is None:
                         interval[1] = self.net.now()

@@ -138,7 +138,7 @@ class CoSimulation:
         rngs: dict[str, np.random.Generator],
         trace: Trace,
         faults: FaultHandling = FaultHandling(),
-        links_down_since: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
+        path_was_down: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
     ) -> None:
         self.net = network
         self.executor = executor
@@ -151,7 +151,7 @@ class CoSimulation:
         self.rngs = rngs
         self.trace = trace
         self.faults = faults
-        self.links_down_since = links_down_since
+        self.path_was_down = path_was_down
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -322,7 +322,7 @@ class CoSimulation:
 
         def timed_out() -> None:
             if not arrived:
-                self._lose(task, "link_down" if self.links_down_since(src, dst, start_s) else "timeout")
+                self._lose(task, "link_down" if self.path_was_down(src, dst, start_s) else "timeout")
 
         self.net.send(src, dst, payload_bytes, delivered)
         if self.faults.transfer_timeout_s is not None:

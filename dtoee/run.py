@@ -148,7 +148,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
-    cosim.links_down_since = control.path_was_down
+    cosim.path_was_down = control.path_was_down  # needs the event history
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     cosim.start()
     control.start()
