@@ -103,6 +103,8 @@ class RadioConfig(_Frozen):
     pathloss_model: Literal["friis", "log_distance", "three_log_distance", "cost231", "okumura_hata"] = "log_distance"
     scheduler: Literal["pf", "rr", "fdmt", "tdmt"] = "pf"
     dl_earfcn: int = Field(100, ge=0, le=6599, description="downlink EARFCN (FDD); uplink = dl + 18000")
+    access_loss: float = Field(0.0, ge=0, lt=1, description="extra packet loss on every UE <-> server packet "
+                               "(on top of the LTE PHY's own SINR-based errors)")
 
     @model_validator(mode="after")
     def _bandwidth(self) -> "RadioConfig":

@@ -202,6 +202,11 @@ class Ns3Network:
                                        (f"core_{name}_at_{name}.pcap", devices.Get(1))]
                 interface = self.servers[name].GetObject[ns.Ipv4]().GetInterfaceForDevice(devices.Get(1))
                 routing[name].AddNetworkRouteTo(ns.Ipv4Address("7.0.0.0"), ns.Ipv4Mask("255.0.0.0"), interface)
+                if sc.radio.access_loss > 0:
+                    # ns-3's LTE devices take no error model; the core link carries exactly the
+                    # UE <-> server packets, so the access-path loss is applied there, both ways.
+                    for d in range(2):
+                        self._add_loss(devices.Get(d), sc.radio.access_loss)
             self._core_helper = core
 
         links = backhaul_pairs(sc)
@@ -217,12 +222,7 @@ class Ns3Network:
             key = frozenset((a, b))
             self.link_loss[key], self.link_error_models[key] = loss, []
             for d in range(2):  # packet loss (and link failures: rate 1) on receive, both ends
-                model = ns.CreateObject[ns.RateErrorModel]()
-                model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
-                model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
-                devices.Get(d).SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
-                self.link_error_models[key].append(model)
-                self._keep.append(model)
+                self.link_error_models[key].append(self._add_loss(devices.Get(d), loss))
             subnet = f"10.{200 + index // 256}.{index % 256}.0"
             link_subnets[subnet] = (a, b)
             addresses = self._assign(devices, subnet)
@@ -271,6 +271,16 @@ class Ns3Network:
             pcap_dir.mkdir(parents=True, exist_ok=True)
             for filename, device in self._pcap_devices:
                 self.glue.EnablePcap(device, str(pcap_dir / filename))
+
+    def _add_loss(self, device, loss: float):
+        """Drop each packet this device receives with probability ``loss`` (ns-3 RateErrorModel)."""
+        ns = self.ns
+        model = ns.CreateObject[ns.RateErrorModel]()
+        model.SetAttribute("ErrorRate", ns.DoubleValue(loss))
+        model.SetAttribute("ErrorUnit", ns.StringValue("ERROR_UNIT_PACKET"))
+        device.SetAttribute("ReceiveErrorModel", ns.PointerValue(model))
+        self._keep.append(model)
+        return model
 
     def _p2p(self, rate_bps: float, delay_s: float, loss: float):
         ns = self.ns

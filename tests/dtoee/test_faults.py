@@ -166,3 +166,17 @@ def test_sigterm_midway_leaves_readable_partial_traces(ns3_session, tmp_path):
     assert 0 < summary["simulated_s"] < 400.0
     assert (pd.read_csv(tmp_path / "tasks.csv")["task_id"] == tasks["task_id"]).all()
     pd.read_parquet(tmp_path / "hops.parquet")
+
+
+def test_access_loss_on_the_radio_path_is_repaired_by_tcp(ns3_session, tmp_path):
+    sc = scenario(simulation={"duration_s": 5.0, "drain_s": 3.0, "seed": 6, "progress": False},
+                  radio={"enabled": True, "access_loss": 0.05})
+    summary = run_isolated(sc, tmp_path)
+    tasks = pd.read_parquet(tmp_path / "tasks.parquet")
+    accounted(summary, tasks)
+    assert summary["counts_by_status"]["lost"] == 0
+    assert summary["counts_by_status"]["completed"] >= 0.9 * len(tasks)
+    # the losses were real: some uplinks took a TCP retransmission timeout (>= 200 ms)
+    hops = pd.read_parquet(tmp_path / "hops.parquet")
+    uplinks = hops[hops["kind"] == "uplink"]
+    assert (uplinks["end_s"] - uplinks["start_s"]).max() > 0.2
