@@ -227,7 +227,6 @@ def test_plot_run_and_sweep_directories(pool_sweep, tmp_path):
 
 
 @pytest.mark.ns3
-@pytest.mark.slow
 def test_dask_local_cluster_gives_the_pool_figures(pool_sweep, tiny_toml, tmp_path):
     """The same runs on a Dask LocalCluster with ONE worker process (so every run after the
     first runs in a worker that already ran others) give the pool's figures, byte for byte."""
