@@ -9,11 +9,13 @@ PEP 517 build environment, which would rebuild cppyy there (ns3-notes.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -88,13 +90,41 @@ _loaded = False
 def load_glue():
     """Import ns-3, build/load the glue library, return ``(ns, cppyy.gbl.dtoee)``."""
     global _loaded
-    from ns import ns  # noqa: F401  (parses the ns-3 headers once per process)
-    import cppyy
+    with _known_import_noise_filtered():
+        from ns import ns  # noqa: F401  (parses the ns-3 headers once per process)
+        import cppyy
 
-    if not _loaded:
-        library = build_library()
-        cppyy.add_include_path(str(CPP_DIR))
-        cppyy.include(str(HEADER))
-        cppyy.load_library(str(library))
-        _loaded = True
+        if not _loaded:
+            library = build_library()
+            cppyy.add_include_path(str(CPP_DIR))
+            cppyy.include(str(HEADER))
+            cppyy.load_library(str(library))
+            _loaded = True
     return ns, cppyy.gbl.dtoee
+
+
+# Printed by cling on every import of the wheel; harmless (ns3-notes.md). Only lines that
+# contain it are dropped: everything else written to stderr meanwhile is passed on.
+KNOWN_IMPORT_NOISE = "[runStaticInitializersOnce]: Failed to materialize symbols"
+
+
+@contextlib.contextmanager
+def _known_import_noise_filtered():
+    """Capture file descriptor 2 (cling writes there from C++, not through ``sys.stderr``)
+    while the block runs, then write back every line but the known noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
+                    if KNOWN_IMPORT_NOISE not in line]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
