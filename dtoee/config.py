@@ -59,6 +59,15 @@ class SimulationConfig(_Frozen):
     seed: int = Field(1, ge=0, lt=2**31)
     progress: bool = True
     checkpoint_wall_s: float = Field(30.0, ge=0, le=1e6, description="write partial traces this often (wall s); 0 = never")
+    warmup_s: float = Field(0.0, ge=0, le=1e6, description="tasks created before this are simulated and traced, "
+                            "but left out of the summary's delay, accuracy and exit figures (start-up transient)")
+
+    @model_validator(mode="after")
+    def _warmup_inside_arrivals(self) -> "SimulationConfig":
+        if self.warmup_s >= self.duration_s:
+            raise ValueError(f"simulation.warmup_s = {self.warmup_s!r}; allowed: a number >= 0 and below "
+                             f"simulation.duration_s = {self.duration_s!r}")
+        return self
 
 
 class ModelConfig(_Frozen):

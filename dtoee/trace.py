@@ -56,9 +56,11 @@ def hops_frame(trace: Trace) -> pd.DataFrame:
 
 
 def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: dict[str, int],
-              observed_s: float, num_stages: int, **extra) -> dict:
-    """mean/p50/p95/p99 delay and accuracy over completed tasks, exit shares, utilisation."""
-    completed = tasks[tasks["status"] == "completed"]
+              observed_s: float, num_stages: int, measured_from_s: float = 0.0, **extra) -> dict:
+    """mean/p50/p95/p99 delay, accuracy and exit shares over the completed tasks created at or
+    after ``measured_from_s`` (the warm-up); counts by status over every task (so completed +
+    lost + in_flight = generated still holds); utilisation over the whole observed time."""
+    completed = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
     delay = completed["delay_s"].to_numpy()
 
     def stat(fn):
@@ -67,6 +69,8 @@ def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: 
     exits = completed["exit_stage"].value_counts()
     return {
         "tasks_generated": int(len(tasks)),
+        "measured_from_s": float(measured_from_s),
+        "tasks_measured": int(len(completed)),
         "counts_by_status": {s: int((tasks["status"] == s).sum()) for s in ("completed", "lost", "in_flight")},
         "loss_reasons": {str(k): int(v) for k, v in tasks.loc[tasks["status"] == "lost", "loss_reason"].value_counts().items()},
         "delay_s": {

@@ -43,6 +43,8 @@ CASES = [
      ["backhaul.links[0].b", "bs9", "bs0"]),
     ("bad bandwidth", mutate("bandwidth_rb = 25", "bandwidth_rb = 30"),
      ["radio.bandwidth_rb", "30", "25"]),
+    ("warm-up past the arrivals", mutate("drain_s = 5.0", "drain_s = 5.0\nwarmup_s = 20.0"),
+     ["simulation.warmup_s", "20.0", "below simulation.duration_s"]),
     ("not TOML", "this is [not toml", ["not valid TOML"]),
 ]
 
