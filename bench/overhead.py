@@ -5,13 +5,16 @@ with no Python task logic: every uplink, offload and result message of the first
 re-sent from C++ at its recorded start time. Both run in children forked from this
 process (ns-3 imported once) and the wall time of ``Simulator::Run`` alone is compared.
 
-    python bench/overhead.py [SCENARIO.toml] [--repeats N]
+    python bench/overhead.py [SCENARIO.toml] [--repeats N] [--live] [--no-append]
+
+Prints a table and appends it, with the machine described, to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import shlex
 import statistics
 import sys
 import tempfile
@@ -20,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, append, machine, markdown_table  # noqa: E402
 
 
 def _network_only(scenario, hops_path: str, conn) -> None:
@@ -65,9 +69,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default=str(ROOT / "scenarios" / "city_small.toml"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to docs/benchmarks.md")
     parser.add_argument("--live", action="store_true",
                         help="live mode: real forward passes in the callbacks; compare with network-only + torch time")
     args = parser.parse_args()
+    text_machine = machine()
 
     import torch
 
@@ -92,17 +98,21 @@ def main() -> int:
             wall, messages = in_child(_network_only, scenario, str(out / "hops.parquet"))
             bare_s.append(wall)
     full, bare, forward = statistics.median(full_s), statistics.median(bare_s), statistics.median(forward_s)
-    print(f"scenario {scenario.name}: {tasks} tasks, {messages} messages, "
-          f"{scenario.simulation.duration_s + scenario.simulation.drain_s:.0f} simulated s; "
-          f"ns-3 import {import_s:.1f} s (paid once)")
-    print("| run | Simulator::Run wall s (median of %d) |" % args.repeats)
-    print("|---|---|")
-    print(f"| full co-simulation ({scenario.model.mode}) | {full:.2f} |")
-    print(f"| same traffic, no Python task logic | {bare:.2f} |")
-    print(f"| ratio | {full / bare:.3f} |")
+    rows = [[f"full co-simulation ({scenario.model.mode})", f"{full:.2f}"],
+            ["same traffic, no Python task logic", f"{bare:.2f}"],
+            ["ratio", f"{full / bare:.3f}"]]
     if args.live:
-        print(f"| torch forward passes inside the live run | {forward:.2f} |")
-        print(f"| live / (network only + torch forward) | {full / (bare + forward):.3f} |")
+        rows += [["torch forward passes inside the live run", f"{forward:.2f}"],
+                 ["live / (network only + torch forward)", f"{full / (bare + forward):.3f}"]]
+    table = markdown_table(["run", f"Simulator::Run wall s (median of {args.repeats})"], rows)
+    notes = (f"`{Path(args.scenario).name}`: {tasks} tasks, {messages} messages, "
+             f"{scenario.simulation.duration_s + scenario.simulation.drain_s:.0f} simulated s; "
+             f"ns-3 import {import_s:.1f} s (paid once, not in the table).")
+    print(notes)
+    print(table)
+    if not args.no_append:
+        command = "python bench/overhead.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        append(f"Co-simulation overhead ({scenario.model.mode})", table, notes, command.strip(), text_machine)
     return 0
 
 
