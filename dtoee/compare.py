@@ -150,8 +150,9 @@ def comparison_meta(out: Path) -> dict:
     return {}
 
 
-def write_comparison(out: Path, results, *, plots: bool = True) -> dict[str, Any]:
-    """comparison.csv (+ comparison.md) and the plots, from a finished sweep's results."""
+def write_comparison(out: Path, results, *, plots: bool = True, plots_dir: Path | None = None) -> dict[str, Any]:
+    """comparison.csv (+ comparison.md) in ``out`` and the plots in ``plots_dir`` (default
+    ``out/plots``), from a finished sweep's results."""
     meta = comparison_meta(out)
     table = comparison_table(results, meta.get("reference"))
     tmp = out / ".comparison.csv.tmp"
@@ -163,7 +164,7 @@ def write_comparison(out: Path, results, *, plots: bool = True) -> dict[str, Any
     if plots:
         from dtoee.plots import comparison_plots
 
-        paths = comparison_plots(out, results, out / "plots")
+        paths = comparison_plots(out, results, plots_dir or out / "plots")
     return {"table": table, "table_text": text, "csv": out / "comparison.csv", "plots": paths}
 
 

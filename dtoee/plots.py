@@ -52,6 +52,25 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
+def _errorbar(ax, xs, stats, label: str) -> np.ndarray:
+    """Means with 95% intervals; a lower bar is clipped at 1% of its mean, so a delay axis can
+    go logarithmic when an interval would cross zero. Returns the means drawn."""
+    means = np.array([m for m, _ in stats], float)
+    ci = np.nan_to_num(np.array([c for _, c in stats], float))
+    lower = np.minimum(ci, np.where(means > 0, 0.99 * means, ci))
+    ax.errorbar(xs, means, yerr=[lower, ci], marker="o", capsize=3, label=label)
+    return means
+
+
+def _log_if_wide(ax, means, span: float = 10.0) -> None:
+    """Logarithmic y when the plotted means span more than ``span`` times (an overloaded
+    baseline's seconds next to others' milliseconds)."""
+    values = np.asarray(means, float).ravel()
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values) and values.max() / values.min() > span:
+        ax.set_yscale("log")
+
+
 def windowed_delay(tasks: pd.DataFrame, window_s: float, horizon_s: float | None = None) -> pd.Series:
     """Mean delay (s) of completed tasks by creation-time window (index: window start, s)."""
     done = tasks[tasks["status"] == "completed"]
@@ -157,13 +176,17 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
         if numeric:
             values = sorted(values)
         groups = frame.groupby(others, sort=True) if others else [((), frame)]
+        delay_means: list[float] = []
         for label, rows in groups:
             label = label if isinstance(label, tuple) else (label,)
             name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or "all"
             for ax, column, scale in ((axes[0], "delay_s.mean", 1e3), (axes[1], "accuracy", 1.0)):
                 stats = [_mean_ci(rows.loc[rows[key] == v, column].to_numpy(float) * scale) for v in values]
                 xs = values if numeric else list(range(len(values)))
-                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=name)
+                drawn = _errorbar(ax, xs, stats, name)
+                if column == "delay_s.mean":
+                    delay_means.extend(drawn)
+        _log_if_wide(axes[0], delay_means)
         for ax, ylabel in ((axes[0], "mean delay (ms)"), (axes[1], "accuracy")):
             ax.set(xlabel=key, ylabel=ylabel)
             if not numeric:
@@ -208,10 +231,13 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
     for column, scale, ylabel, name in (("delay_s.mean", 1e3, "mean response delay (ms)", "delay_vs_load.png"),
                                         ("accuracy", 1.0, "accuracy", "accuracy_vs_load.png")):
         fig, ax = plt.subplots(figsize=(5.5, 4))
+        drawn = []
         for policy in policies:
             rows = steady[steady["policy.kind"] == policy]
             stats = [_mean_ci(rows.loc[rows["load"] == load, column].to_numpy(float) * scale) for load in loads]
-            ax.errorbar(loads, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=policy)
+            drawn.extend(_errorbar(ax, loads, stats, policy))
+        if column == "delay_s.mean":
+            _log_if_wide(ax, drawn)
         ax.set(xlabel="load factor (x every UE rate)", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -290,7 +316,7 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
 def plot_directory(directory: Path, out: Path | None = None) -> list[Path]:
     """Draw whatever ``directory`` holds: a comparison, a sweep, or a single run."""
     directory = Path(directory)
-    out = out or directory / "plots"
+    given_out, out = out, out or directory / "plots"
     if (directory / "results.parquet").exists():
         results = pd.read_parquet(directory / "results.parquet")
         info_path = directory / "sweep.json"
@@ -298,7 +324,7 @@ def plot_directory(directory: Path, out: Path | None = None) -> list[Path]:
         if (directory / "comparison.json").exists() or (info or {}).get("kind") == "comparison":
             from dtoee.compare import write_comparison
 
-            return write_comparison(directory, results, plots=True)["plots"]
+            return write_comparison(directory, results, plots=True, plots_dir=given_out)["plots"]
         return sweep_plots(results, out, info)
     if (directory / "summary.json").exists():
         return run_plots(directory, out)

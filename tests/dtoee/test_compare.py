@@ -88,3 +88,7 @@ def test_compare_writes_csv_and_plots_from_nothing_and_plot_regenerates_them(ns3
     assert main(["plot", str(out)]) == 0
     assert (out / "comparison.csv").read_text() == original
     assert names <= {p.name for p in (out / "plots").iterdir()}
+    # --out puts the plots elsewhere (the table stays with the runs)
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["plot", str(out), "--out", str(elsewhere)]) == 0
+    assert names <= {p.name for p in elsewhere.iterdir()}
