@@ -272,7 +272,10 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
             rows = at_middle[at_middle["policy.kind"] == policy]
             stats = [_mean_ci(rows[c].to_numpy(float)) for c in columns]
             xs = np.arange(len(columns)) + (index - (len(policies) - 1) / 2) * width
-            ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], capsize=2, label=policy)
+            means = np.array([m for m, _ in stats], float)
+            ci = np.nan_to_num(np.array([c for _, c in stats], float))
+            # shares and utilisations are >= 0: an interval is not drawn below zero
+            ax.bar(xs, means, width, yerr=[np.minimum(ci, np.maximum(means, 0.0)), ci], capsize=2, label=policy)
         ax.set_xticks(range(len(columns)), [c[len(prefix):] for c in columns])
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"load {middle:g}")
         ax.legend(fontsize=7)
