@@ -173,7 +173,8 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
             control_messages_delivered=control.messages_delivered,
             simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
             setup_wall_s=setup_wall_s, run_wall_s=time.perf_counter() - run_started,
-            forward_wall_s=executor.forward_time_s,
+            forward_wall_s=executor.forward_time_s, python_callback_wall_s=network.python_callback_wall_s,
+            python_callbacks=network.python_callbacks,
             partial=partial_reason is not None, partial_reason=partial_reason,
         )
         write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,6 +91,9 @@ class Ns3Network:
         self._pending: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count(1)
         self._error: BaseException | None = None
+        #: wall time spent in Python callbacks, and how many ran (the co-simulation's own cost)
+        self.python_callback_wall_s = 0.0
+        self.python_callbacks = 0
         self._endpoint_ids: dict[str, int] = {}
         self._keep: list = []  # every ns-3 object and callable C++ may still point at
         self.server_addresses: dict[str, str] = {}
@@ -164,11 +168,15 @@ class Ns3Network:
         fn = self._pending.pop(event_id, None)
         if fn is None or self._error is not None:
             return
+        started = time.perf_counter()
         try:
             fn()
         except BaseException as error:  # surface after Run(), traces intact
             self._error = error
             self.ns.Simulator.Stop()
+        finally:
+            self.python_callback_wall_s += time.perf_counter() - started
+            self.python_callbacks += 1
 
     # Counters from the C++ side -------------------------------------------------------------
     def bytes_sent(self, endpoint: str) -> int:

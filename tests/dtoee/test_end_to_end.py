@@ -63,6 +63,11 @@ def test_summary_matches_trace(city_runs):
     assert summary["accuracy"] == pytest.approx(completed["correct"].mean())
     assert sum(summary["exit_share_by_stage"].values()) == pytest.approx(1.0)
     assert json.loads((out / "summary.json").read_text())["partial"] is False
+    # Every arrival and every service completion is one Python callback through the dispatcher;
+    # the time they took is part of Simulator::Run's wall time.
+    services = pd.read_parquet(out / "hops.parquet").query("kind == 'service'")
+    assert summary["python_callbacks"] >= len(tasks) + len(services)
+    assert 0 < summary["python_callback_wall_s"] < summary["run_wall_s"]
 
 
 def test_same_seed_same_trace_other_seed_other_trace(city_runs):
