@@ -52,13 +52,20 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
+def _bounded_yerr(stats, floor_fraction: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Means and asymmetric ``yerr`` from ``(mean, ci95)`` pairs, for quantities that are
+    never negative: a positive mean's lower bar stops at ``floor_fraction`` of the mean."""
+    means = np.array([m for m, _ in stats], float)
+    ci = np.nan_to_num(np.array([c for _, c in stats], float))
+    lower = np.minimum(ci, np.where(means > 0, (1.0 - floor_fraction) * means, ci))
+    return means, [lower, ci]
+
+
 def _errorbar(ax, xs, stats, label: str) -> np.ndarray:
     """Means with 95% intervals; a lower bar is clipped at 1% of its mean, so a delay axis can
     go logarithmic when an interval would cross zero. Returns the means drawn."""
-    means = np.array([m for m, _ in stats], float)
-    ci = np.nan_to_num(np.array([c for _, c in stats], float))
-    lower = np.minimum(ci, np.where(means > 0, 0.99 * means, ci))
-    ax.errorbar(xs, means, yerr=[lower, ci], marker="o", capsize=3, label=label)
+    means, yerr = _bounded_yerr(stats, 0.01)
+    ax.errorbar(xs, means, yerr=yerr, marker="o", capsize=3, label=label)
     return means
 
 
@@ -272,10 +279,8 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
             rows = at_middle[at_middle["policy.kind"] == policy]
             stats = [_mean_ci(rows[c].to_numpy(float)) for c in columns]
             xs = np.arange(len(columns)) + (index - (len(policies) - 1) / 2) * width
-            means = np.array([m for m, _ in stats], float)
-            ci = np.nan_to_num(np.array([c for _, c in stats], float))
-            # shares and utilisations are >= 0: an interval is not drawn below zero
-            ax.bar(xs, means, width, yerr=[np.minimum(ci, np.maximum(means, 0.0)), ci], capsize=2, label=policy)
+            means, yerr = _bounded_yerr(stats, 0.0)  # shares and utilisations: no bar below zero
+            ax.bar(xs, means, width, yerr=yerr, capsize=2, label=policy)
         ax.set_xticks(range(len(columns)), [c[len(prefix):] for c in columns])
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"load {middle:g}")
         ax.legend(fontsize=7)

@@ -33,3 +33,12 @@ def test_lower_bar_is_clipped_above_zero_and_upper_bar_kept():
     assert highs == pytest.approx([52.0, 4178.0])
     assert all(low > 0 for low in lows)
     plt.close(fig)
+
+
+def test_bounded_yerr_floor_zero_stops_bars_at_zero():
+    from dtoee.plots import _bounded_yerr
+
+    means, (lower, upper) = _bounded_yerr([(0.22, 0.36), (0.5, 0.1), (0.3, float("nan"))], 0.0)
+    assert means.tolist() == [0.22, 0.5, 0.3]
+    assert lower.tolist() == pytest.approx([0.22, 0.1, 0.0])
+    assert upper.tolist() == pytest.approx([0.36, 0.1, 0.0])
