@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dtoee.trace import measured_completed
+
 
 def _plt():
     import matplotlib
@@ -95,16 +97,18 @@ def run_plots(run_dir: Path, out: Path) -> list[Path]:
     plt = _plt()
     summary = json.loads((run_dir / "summary.json").read_text())
     tasks = pd.read_parquet(run_dir / "tasks.parquet")
-    done = tasks[tasks["status"] == "completed"]
+    warmup_s = summary.get("measured_from_s", 0.0)
+    measured = measured_completed(tasks, warmup_s)  # the tasks summary.json describes
     paths = []
-    if not done.empty:
+    if not measured.empty:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        delay = np.sort(done["delay_s"].to_numpy() * 1e3)
+        delay = np.sort(measured["delay_s"].to_numpy() * 1e3)
         ax.plot(delay, np.arange(1, len(delay) + 1) / len(delay))
-        ax.set(xlabel="response delay (ms)", ylabel="CDF", title=f"{summary['scenario']} seed {summary['seed']}")
+        title = f"{summary['scenario']} seed {summary['seed']}" + (f", after {warmup_s:g} s warm-up" if warmup_s else "")
+        ax.set(xlabel="response delay (ms)", ylabel="CDF", title=title)
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out / "delay_cdf.png"))
-
+    if (tasks["status"] == "completed").any():  # over time: the warm-up too, it is the transient
         fig, ax = plt.subplots(figsize=(6, 3.5))
         duration = float(tasks["created_s"].max()) if len(tasks) else 1.0
         window = max(duration / 40, 0.25)
@@ -256,9 +260,11 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for policy in policies:
         delays = []
-        for run_id in at_middle.loc[at_middle["policy.kind"] == policy, "run_id"]:
-            tasks = pd.read_parquet(root / "runs" / run_id / "tasks.parquet", columns=["status", "delay_s"])
-            delays.append(tasks.loc[tasks["status"] == "completed", "delay_s"].to_numpy())
+        runs = at_middle[at_middle["policy.kind"] == policy]
+        warmups = runs["measured_from_s"] if "measured_from_s" in runs.columns else pd.Series(0.0, index=runs.index)
+        for run_id, warmup_s in zip(runs["run_id"], warmups.fillna(0.0)):
+            tasks = pd.read_parquet(root / "runs" / run_id / "tasks.parquet", columns=["status", "created_s", "delay_s"])
+            delays.append(measured_completed(tasks, float(warmup_s))["delay_s"].to_numpy())
         if delays and sum(len(d) for d in delays):
             values = np.sort(np.concatenate(delays)) * 1e3
             ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=policy)

@@ -55,12 +55,18 @@ def hops_frame(trace: Trace) -> pd.DataFrame:
     return frame
 
 
+def measured_completed(tasks: pd.DataFrame, measured_from_s: float = 0.0) -> pd.DataFrame:
+    """The tasks a run's figures describe: completed, and created at or after the warm-up
+    (``simulation.warmup_s``, written to summary.json as ``measured_from_s``)."""
+    return tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+
+
 def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: dict[str, int],
               observed_s: float, num_stages: int, measured_from_s: float = 0.0, **extra) -> dict:
     """mean/p50/p95/p99 delay, accuracy and exit shares over the completed tasks created at or
     after ``measured_from_s`` (the warm-up); counts by status over every task (so completed +
     lost + in_flight = generated still holds); utilisation over the whole observed time."""
-    completed = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+    completed = measured_completed(tasks, measured_from_s)
     delay = completed["delay_s"].to_numpy()
 
     def stat(fn):
