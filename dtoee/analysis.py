@@ -1,4 +1,9 @@
-"""Analysis of traces: windowed delay and settling after a change (pure pandas)."""
+"""Analysis of traces and of runs over seeds (pure numpy/pandas, no plotting, no I/O).
+
+One home each for the figures that tables and plots share: the windowed mean delay over
+creation time, the settling time after a change, and the mean over seeds with its 95%
+t-interval.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,58 @@ import math
 import numpy as np
 import pandas as pd
 
+WINDOW_COLUMNS = ["start_s", "end_s", "tasks", "mean_delay_s"]
 
-def windowed_mean_delay(tasks: pd.DataFrame, window_s: float, step_s: float | None = None) -> pd.DataFrame:
-    """Mean delay of completed tasks by creation time, in windows [t, t + window_s).
 
-    Returns columns ``start_s, end_s, tasks, mean_delay_s`` (windows every ``step_s``,
-    default ``window_s / 2``)."""
+def t95(n: int) -> float:
+    """t_{0.975, n-1}: the two-sided 95% Student-t quantile for a mean of ``n`` values (NaN for n < 2)."""
+    if n < 2:
+        return math.nan
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1))
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean of ``values`` (None and NaN left out) and the half-width of its 95% t-interval,
+    t_{0.975, n-1} * s / sqrt(n) with s the sample standard deviation.
+
+    n = 0 gives (NaN, NaN); n = 1 gives (the value, NaN): one run says nothing about the
+    spread, so there is no interval (plots draw no bar, tables print no +-)."""
+    clean = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
+    clean = clean[~np.isnan(clean)]
+    if len(clean) == 0:
+        return math.nan, math.nan
+    mean = float(clean.mean())
+    if len(clean) < 2:
+        return mean, math.nan
+    return mean, t95(len(clean)) * float(clean.std(ddof=1)) / math.sqrt(len(clean))
+
+
+def windowed_mean_delay(tasks: pd.DataFrame, window_s: float, step_s: float | None = None,
+                        end_s: float | None = None) -> pd.DataFrame:
+    """Mean delay of completed tasks by creation time, in windows [t, t + window_s) for
+    t = 0, step_s, 2 step_s, ... (default step ``window_s / 2``) that end by ``end_s``
+    (default: the last completed task's creation time, so only full windows).
+
+    Returns columns ``start_s, end_s, tasks, mean_delay_s`` (NaN mean for an empty window).
+    Plots use ``step_s = window_s`` (disjoint windows) and ``end_s`` = the horizon drawn."""
     done = tasks[tasks["status"] == "completed"]
     step_s = step_s or window_s / 2
-    created, delay = done["created_s"].to_numpy(), done["delay_s"].to_numpy()
-    rows = []
+    created, delay = done["created_s"].to_numpy(float), done["delay_s"].to_numpy(float)
     if len(created) == 0:
-        return pd.DataFrame(rows, columns=["start_s", "end_s", "tasks", "mean_delay_s"])
-    start = 0.0
-    while start + window_s <= created.max() + 1e-9:
-        inside = (created >= start) & (created < start + window_s)
-        rows.append((start, start + window_s, int(inside.sum()), float(delay[inside].mean()) if inside.any() else math.nan))
-        start += step_s
-    return pd.DataFrame(rows, columns=["start_s", "end_s", "tasks", "mean_delay_s"])
+        return pd.DataFrame([], columns=WINDOW_COLUMNS)
+    end_s = float(created.max()) if end_s is None else float(end_s)
+    count = int(math.floor((end_s - window_s + 1e-9) / step_s)) + 1 if end_s + 1e-9 >= window_s else 0
+    starts = np.arange(count) * step_s
+    ratio = window_s / step_s  # window a whole number of steps: ends on the same grid, so
+    ends = ((np.arange(count) + round(ratio)) * step_s if abs(ratio - round(ratio)) < 1e-9  # disjoint
+            else starts + window_s)                                                      # windows tile
+    rows = []
+    for start, end in zip(starts, ends):
+        inside = (created >= start) & (created < end)
+        rows.append((float(start), float(end), int(inside.sum()), float(delay[inside].mean()) if inside.any() else math.nan))
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 
 def settling_time(tasks: pd.DataFrame, change_s: float, window_s: float = 5.0, tolerance: float = 0.10,

@@ -25,6 +25,9 @@ from typing import Any, Iterable
 from dtoee.config import ScenarioError, apply_overrides
 from dtoee.sweep import RunSpec, expand, parse_seeds, parse_value, read_toml, run_id, run_sweep
 
+# numpy, pandas, matplotlib (dtoee.plots) and the trace readers are imported where used:
+# every `dtoee` command imports this module for its defaults, and should start fast.
+
 DEFAULT_SCENARIO = "scenarios/paper_comparison.toml"
 DEFAULT_LOADS = (0.6, 1.0, 1.4)
 DEFAULT_SEEDS = "1-3"
@@ -64,29 +67,11 @@ def comparison_runs(base: dict, loads: list[float], seeds: list[int], policies: 
     return runs
 
 
-def _t95(n: int) -> float:
-    if n < 2:
-        return math.nan
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1))
-
-
-def _mean_ci(values) -> tuple[float, float]:
-    import numpy as np
-
-    values = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
-    if len(values) == 0:
-        return math.nan, math.nan
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan
-    return mean, _t95(len(values)) * float(values.std(ddof=1)) / math.sqrt(len(values))
-
-
 def comparison_table(results, reference: str | None = None):
     """comparison.csv from a sweep's results table (rows of the ``steady`` experiment)."""
     import pandas as pd
+
+    from dtoee.analysis import mean_ci
 
     frame = results[results["status"] == "complete"].copy()
     if "experiment" in frame.columns:
@@ -104,8 +89,8 @@ def comparison_table(results, reference: str | None = None):
             runs = at_load[at_load["policy.kind"] == policy].set_index("seed")
             if runs.empty:
                 continue
-            delay, delay_ci = _mean_ci(runs["delay_s.mean"] * 1e3)
-            accuracy, accuracy_ci = _mean_ci(runs["accuracy"])
+            delay, delay_ci = mean_ci(runs["delay_s.mean"] * 1e3)
+            accuracy, accuracy_ci = mean_ci(runs["accuracy"])
             row = {"load": float(load), "policy": policy, "seeds": int(len(runs)), "mean_delay_ms": delay,
                    "mean_delay_ci95_ms": delay_ci, "p95_delay_ms": float((runs["delay_s.p95"] * 1e3).mean()),
                    "accuracy": accuracy, "accuracy_ci95": accuracy_ci,
@@ -114,8 +99,8 @@ def comparison_table(results, reference: str | None = None):
                 common = runs.index.intersection(ref.index)
                 reduction = 100.0 * (runs.loc[common, "delay_s.mean"] - ref.loc[common, "delay_s.mean"]) / runs.loc[common, "delay_s.mean"]
                 gain = 100.0 * (ref.loc[common, "accuracy"] - runs.loc[common, "accuracy"])
-                row["delay_reduction_pct"], row["delay_reduction_ci95_pct"] = _mean_ci(reduction)
-                row["accuracy_gain_pts"], row["accuracy_gain_ci95_pts"] = _mean_ci(gain)
+                row["delay_reduction_pct"], row["delay_reduction_ci95_pct"] = mean_ci(reduction)
+                row["accuracy_gain_pts"], row["accuracy_gain_ci95_pts"] = mean_ci(gain)
             rows.append(row)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
@@ -150,6 +135,115 @@ def comparison_meta(out: Path) -> dict:
     return {}
 
 
+# The plots' data, read from the runs (figures in dtoee/plots.py) ---------------------------
+
+def ordered_policies(frame: pd.DataFrame, meta: dict) -> list[str]:
+    """The policies found in ``frame``, in the order the comparison asked for them."""
+    found = list(dict.fromkeys(frame["policy.kind"]))
+    ordered = [p for p in meta.get("policies", []) if p in found]
+    return ordered + [p for p in found if p not in ordered]
+
+
+def middle_load(loads) -> float:
+    """The load nearest 1 (the lower one on a tie): where CDF, bars and convergence are drawn."""
+    loads = sorted(set(float(v) for v in loads))
+    return min(loads, key=lambda v: (abs(v - 1.0), v))
+
+
+def split_experiments(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(steady, step) rows of the complete runs; a plain sweep is all steady."""
+    frame = results[results["status"] == "complete"]
+    if "experiment" not in frame.columns:
+        return frame, frame.iloc[0:0]
+    return frame[frame["experiment"] == "steady"], frame[frame["experiment"] == "step"]
+
+
+def pooled_delays_s(root: Path, runs: pd.DataFrame) -> np.ndarray:
+    """Measured delays (s) of the completed tasks of ``runs`` (after each run's warm-up, the
+    tasks its summary describes), every seed pooled."""
+    import numpy as np
+    import pandas as pd
+
+    from dtoee.trace import measured_completed
+
+    warmups = runs["measured_from_s"] if "measured_from_s" in runs.columns else pd.Series(0.0, index=runs.index)
+    delays = [np.empty(0)]
+    for name, warmup_s in zip(runs["run_id"], warmups.fillna(0.0)):
+        tasks = pd.read_parquet(Path(root) / "runs" / name / "tasks.parquet", columns=["status", "created_s", "delay_s"])
+        delays.append(measured_completed(tasks, float(warmup_s))["delay_s"].to_numpy())
+    return np.concatenate(delays)
+
+
+def mean_windowed_delay_s(root: Path, run_ids, window_s: float, horizon_s: float | None = None) -> pd.Series | None:
+    """Mean over ``run_ids`` of each run's windowed mean delay (s), disjoint ``window_s``
+    windows from 0 to ``horizon_s`` (default: the first run's last creation time, rounded
+    up to a whole second); index: window start (s). None without runs."""
+    import numpy as np
+    import pandas as pd
+
+    from dtoee.analysis import windowed_mean_delay
+
+    series = []
+    for name in run_ids:
+        tasks = pd.read_parquet(Path(root) / "runs" / name / "tasks.parquet", columns=["status", "delay_s", "created_s"])
+        horizon_s = horizon_s or float(np.ceil(tasks["created_s"].max()))
+        windows = windowed_mean_delay(tasks, window_s, step_s=window_s, end_s=horizon_s)
+        series.append(windows.set_index("start_s")["mean_delay_s"])
+    return pd.concat(series, axis=1).astype(float).mean(axis=1) if series else None
+
+
+def comparison_plots(root: Path, results: pd.DataFrame, out: Path, meta: dict | None = None) -> list[Path]:
+    """The comparison's figures in ``out``: delay and accuracy vs load, and at the middle
+    load the delay CDF, exit share per stage, utilisation per node and the reference's
+    convergence; the adaptation in the step runs. ``meta``: :func:`comparison_meta`."""
+    import pandas as pd
+
+    from dtoee import plots as figures
+
+    root, out = Path(root), Path(out)
+    meta = comparison_meta(root) if meta is None else meta
+    steady, step = split_experiments(results)
+    if steady.empty:
+        return []
+    policies = ordered_policies(results[results["status"] == "complete"], meta)
+    middle = middle_load(steady["load"].unique())
+    at_middle = steady[steady["load"] == middle]
+    paths = [figures.metric_vs_load_plot(steady, policies, "delay_s.mean", 1e3, "mean response delay (ms)",
+                                         out / "delay_vs_load.png"),
+             figures.metric_vs_load_plot(steady, policies, "accuracy", 1.0, "accuracy", out / "accuracy_vs_load.png")]
+    delays = {policy: pooled_delays_s(root, at_middle[at_middle["policy.kind"] == policy]) for policy in policies}
+    paths.append(figures.delay_cdf_plot(delays, f"load {middle:g}, all seeds", out / "delay_cdf.png"))
+    for prefix, xlabel, ylabel, name in (("exit_share_by_stage.", "exit stage", "share of completed tasks", "exit_share.png"),
+                                         ("utilisation_by_node.", "node", "utilisation", "utilisation.png")):
+        path = figures.grouped_bars_plot(at_middle, policies, prefix, xlabel, ylabel, f"load {middle:g}",
+                                         out / name)
+        if path is not None:
+            paths.append(path)
+    # Convergence: the reference's thresholds and offloading over time (first seed, middle load).
+    reference = meta.get("reference", policies[0])
+    adaptive = at_middle[at_middle["policy.kind"] == reference].sort_values("seed")
+    if not adaptive.empty:
+        policy_path = root / "runs" / adaptive["run_id"].iloc[0] / "policy.parquet"
+        if policy_path.exists():
+            trace = pd.read_parquet(policy_path)
+            if trace["time_s"].nunique() > 1:
+                paths.append(figures.policy_plot(trace, out / "convergence.png",
+                                                 title=f"{reference}, load {middle:g}, seed {adaptive['seed'].iloc[0]}"))
+    # Adaptation after the scenario's events: 1 s windowed mean delay, mean over seeds.
+    if not step.empty:
+        window_s, horizon_s, windowed = 1.0, None, {}
+        for policy in policies:
+            run_ids = list(step.loc[step["policy.kind"] == policy, "run_id"])
+            mean = mean_windowed_delay_s(root, run_ids, window_s, horizon_s)
+            if mean is not None:
+                windowed[policy] = mean
+                # every policy on the first one's time axis (window starts 0 .. horizon - window)
+                horizon_s = horizon_s or float(mean.index.max()) + window_s
+        event_times_s = [event.get("at_s", 0.0) for event in meta.get("events", [])]
+        paths.append(figures.adaptation_plot(windowed, event_times_s, window_s, out / "adaptation.png"))
+    return paths
+
+
 def write_comparison(out: Path, results, *, plots: bool = True, plots_dir: Path | None = None) -> dict[str, Any]:
     """comparison.csv (+ comparison.md) in ``out`` and the plots in ``plots_dir`` (default
     ``out/plots``), from a finished sweep's results."""
@@ -160,11 +254,7 @@ def write_comparison(out: Path, results, *, plots: bool = True, plots_dir: Path 
     tmp.replace(out / "comparison.csv")
     text = format_table(table)
     (out / "comparison.md").write_text(text + "\n")
-    paths = []
-    if plots:
-        from dtoee.plots import comparison_plots
-
-        paths = comparison_plots(out, results, plots_dir or out / "plots")
+    paths = comparison_plots(out, results, plots_dir or out / "plots", meta) if plots else []
     return {"table": table, "table_text": text, "csv": out / "comparison.csv", "plots": paths}
 
 

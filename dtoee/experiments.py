@@ -46,9 +46,31 @@ def cmd_compare(args) -> int:
     return 0 if result["sweep"].ok else 1
 
 
-def cmd_plot(args) -> int:
-    from dtoee.plots import plot_directory
+def plot_directory(directory: Path, out: Path | None = None) -> list[Path]:
+    """Draw whatever ``directory`` holds: a comparison (its table is written again too), a
+    sweep, or a single run."""
+    import json
 
+    import pandas as pd
+
+    from dtoee.compare import write_comparison
+    from dtoee.plots import run_plots, sweep_plots
+
+    directory = Path(directory)
+    given_out, out = out, out or directory / "plots"
+    if (directory / "results.parquet").exists():
+        results = pd.read_parquet(directory / "results.parquet")
+        info_path = directory / "sweep.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else None
+        if (directory / "comparison.json").exists() or (info or {}).get("kind") == "comparison":
+            return write_comparison(directory, results, plots=True, plots_dir=given_out)["plots"]
+        return sweep_plots(results, out, info)
+    if (directory / "summary.json").exists():
+        return run_plots(directory, out)
+    raise FileNotFoundError(f"{directory}: neither a run (summary.json) nor a sweep (results.parquet)")
+
+
+def cmd_plot(args) -> int:
     try:
         paths = plot_directory(Path(args.directory), out=Path(args.out) if args.out else None)
     except FileNotFoundError as error:

@@ -1,12 +1,16 @@
-"""Plots (matplotlib, PNG) of a run, a sweep or a comparison directory: ``dtoee plot DIR``.
+"""Figures (matplotlib, PNG) of a run, a sweep or a comparison; ``dtoee plot DIR`` picks
+which (``dtoee.experiments.plot_directory``).
 
 * run (``summary.json``): delay CDF, windowed mean delay over time, exit share per stage,
   utilisation per node, thresholds over time (``policy.parquet``);
 * sweep (``results.parquet``): mean delay and accuracy against each swept value (95%
   interval over seeds), one line per combination of the other swept values;
-* comparison (``comparison.json``): delay and accuracy vs load, delay CDF, exit share per
-  stage, per-node utilisation (at the load nearest 1), DTO-EE convergence (thresholds over
-  time), adaptation after the scenario's events (windowed mean delay over time).
+* comparison: the figure functions below take plain frames and arrays;
+  ``dtoee.compare.comparison_plots`` reads the runs and calls them (delay and accuracy vs
+  load, delay CDF, exit share per stage, per-node utilisation, convergence, adaptation).
+
+Means and intervals come from ``dtoee.analysis.mean_ci`` (no interval from one seed: no bar),
+windowed delays from ``dtoee.analysis.windowed_mean_delay``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dtoee.analysis import mean_ci, windowed_mean_delay
 from dtoee.trace import measured_completed
 
 
@@ -40,18 +45,6 @@ def _save(fig, path: Path) -> Path:
 
 def _columns(frame: pd.DataFrame, prefix: str) -> list[str]:
     return [c for c in frame.columns if c.startswith(prefix)]
-
-
-def _mean_ci(values: np.ndarray) -> tuple[float, float]:
-    values = np.asarray(values, float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return math.nan, math.nan
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    from scipy import stats
-
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _bounded_yerr(stats, floor_fraction: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -80,17 +73,6 @@ def _log_if_wide(ax, means, span: float = 10.0) -> None:
         ax.set_yscale("log")
 
 
-def windowed_delay(tasks: pd.DataFrame, window_s: float, horizon_s: float | None = None) -> pd.Series:
-    """Mean delay (s) of completed tasks by creation-time window (index: window start, s)."""
-    done = tasks[tasks["status"] == "completed"]
-    if done.empty:
-        return pd.Series(dtype=float)
-    end = horizon_s if horizon_s is not None else float(done["created_s"].max()) + window_s
-    edges = np.arange(0.0, end + window_s, window_s)
-    bins = pd.cut(done["created_s"], edges, right=False, labels=edges[:-1])
-    return done.groupby(bins, observed=False)["delay_s"].mean()
-
-
 # Single run ------------------------------------------------------------------------------
 
 def run_plots(run_dir: Path, out: Path) -> list[Path]:
@@ -112,8 +94,9 @@ def run_plots(run_dir: Path, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         duration = float(tasks["created_s"].max()) if len(tasks) else 1.0
         window = max(duration / 40, 0.25)
-        series = windowed_delay(tasks, window)
-        ax.plot(series.index.astype(float), series.to_numpy() * 1e3, drawstyle="steps-post")
+        last_s = float(tasks.loc[tasks["status"] == "completed", "created_s"].max())
+        windows = windowed_mean_delay(tasks, window, step_s=window, end_s=last_s + window)
+        ax.plot(windows["start_s"], windows["mean_delay_s"] * 1e3, drawstyle="steps-post")
         ax.set(xlabel="task creation time (s)", ylabel=f"mean delay (ms), {window:g} s windows")
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out / "delay_over_time.png"))
@@ -192,7 +175,7 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
             label = label if isinstance(label, tuple) else (label,)
             name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or "all"
             for ax, column, scale in ((axes[0], "delay_s.mean", 1e3), (axes[1], "accuracy", 1.0)):
-                stats = [_mean_ci(rows.loc[rows[key] == v, column].to_numpy(float) * scale) for v in values]
+                stats = [mean_ci(rows.loc[rows[key] == v, column].to_numpy(float) * scale) for v in values]
                 xs = values if numeric else list(range(len(values)))
                 drawn = _errorbar(ax, xs, stats, name)
                 if column == "delay_s.mean":
@@ -210,136 +193,78 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
     return paths
 
 
-# Comparison ------------------------------------------------------------------------------
-
-def _policies(frame: pd.DataFrame, meta: dict) -> list[str]:
-    found = list(dict.fromkeys(frame["policy.kind"]))
-    ordered = [p for p in meta.get("policies", []) if p in found]
-    return ordered + [p for p in found if p not in ordered]
 
 
-def _middle_load(loads) -> float:
-    loads = sorted(set(float(v) for v in loads))
-    return min(loads, key=lambda v: (abs(v - 1.0), v))
+# Comparison (figures from plain data; dtoee/compare.py reads the runs and calls these) ----
 
-
-def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]:
+def metric_vs_load_plot(steady: pd.DataFrame, policies: list[str], column: str, scale: float, ylabel: str,
+                        path: Path) -> Path:
+    """``column`` x ``scale`` against load, one line per policy: mean over seeds with its
+    95% interval (no bar where one seed); a delay axis goes logarithmic when wide."""
     plt = _plt()
-    from dtoee.compare import comparison_meta
-
-    meta = comparison_meta(root)
-    frame = results[results["status"] == "complete"]
-    steady = frame[frame["experiment"] == "steady"] if "experiment" in frame.columns else frame
-    step = frame[frame["experiment"] == "step"] if "experiment" in frame.columns else frame.iloc[0:0]
-    paths: list[Path] = []
-    if steady.empty:
-        return paths
-    policies = _policies(frame, meta)
     loads = sorted(steady["load"].unique())
-    middle = _middle_load(loads)
-
-    # Delay and accuracy against load.
-    for column, scale, ylabel, name in (("delay_s.mean", 1e3, "mean response delay (ms)", "delay_vs_load.png"),
-                                        ("accuracy", 1.0, "accuracy", "accuracy_vs_load.png")):
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        drawn = []
-        for policy in policies:
-            rows = steady[steady["policy.kind"] == policy]
-            stats = [_mean_ci(rows.loc[rows["load"] == load, column].to_numpy(float) * scale) for load in loads]
-            drawn.extend(_errorbar(ax, loads, stats, policy))
-        if column == "delay_s.mean":
-            _log_if_wide(ax, drawn)
-        ax.set(xlabel="load factor (x every UE rate)", ylabel=ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        paths.append(_save(fig, out / name))
-
-    at_middle = steady[steady["load"] == middle]
-
-    # Delay CDF, tasks of every seed pooled.
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    drawn = []
     for policy in policies:
-        delays = []
-        runs = at_middle[at_middle["policy.kind"] == policy]
-        warmups = runs["measured_from_s"] if "measured_from_s" in runs.columns else pd.Series(0.0, index=runs.index)
-        for run_id, warmup_s in zip(runs["run_id"], warmups.fillna(0.0)):
-            tasks = pd.read_parquet(root / "runs" / run_id / "tasks.parquet", columns=["status", "created_s", "delay_s"])
-            delays.append(measured_completed(tasks, float(warmup_s))["delay_s"].to_numpy())
-        if delays and sum(len(d) for d in delays):
-            values = np.sort(np.concatenate(delays)) * 1e3
+        rows = steady[steady["policy.kind"] == policy]
+        stats = [mean_ci(rows.loc[rows["load"] == load, column].to_numpy(float) * scale) for load in loads]
+        drawn.extend(_errorbar(ax, loads, stats, policy))
+    if column == "delay_s.mean":
+        _log_if_wide(ax, drawn)
+    ax.set(xlabel="load factor (x every UE rate)", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def delay_cdf_plot(delays_s: dict[str, np.ndarray], title: str, path: Path) -> Path:
+    """Empirical CDF of response delay (log ms axis), one line per policy (``{policy: delays}``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for policy, delays in delays_s.items():
+        if len(delays):
+            values = np.sort(np.asarray(delays, float)) * 1e3
             ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=policy)
-    ax.set(xlabel="response delay (ms)", ylabel="CDF", xscale="log", title=f"load {middle:g}, all seeds")
+    ax.set(xlabel="response delay (ms)", ylabel="CDF", xscale="log", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "delay_cdf.png"))
-
-    # Exit share per stage and utilisation per node (grouped bars, mean over seeds).
-    for prefix, xlabel, ylabel, name in (("exit_share_by_stage.", "exit stage", "share of completed tasks", "exit_share.png"),
-                                         ("utilisation_by_node.", "node", "utilisation", "utilisation.png")):
-        columns = [c for c in _columns(at_middle, prefix) if at_middle[c].notna().any()]
-        if not columns:
-            continue
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        width = 0.8 / max(len(policies), 1)
-        for index, policy in enumerate(policies):
-            rows = at_middle[at_middle["policy.kind"] == policy]
-            stats = [_mean_ci(rows[c].to_numpy(float)) for c in columns]
-            xs = np.arange(len(columns)) + (index - (len(policies) - 1) / 2) * width
-            means, yerr = _bounded_yerr(stats, 0.0)  # shares and utilisations: no bar below zero
-            ax.bar(xs, means, width, yerr=yerr, capsize=2, label=policy)
-        ax.set_xticks(range(len(columns)), [c[len(prefix):] for c in columns])
-        ax.set(xlabel=xlabel, ylabel=ylabel, title=f"load {middle:g}")
-        ax.legend(fontsize=7)
-        paths.append(_save(fig, out / name))
-
-    # DTO-EE convergence: thresholds and offloading over time (first seed, middle load).
-    reference = meta.get("reference", policies[0])
-    adaptive = at_middle[at_middle["policy.kind"] == reference].sort_values("seed")
-    if not adaptive.empty:
-        policy_path = root / "runs" / adaptive["run_id"].iloc[0] / "policy.parquet"
-        if policy_path.exists():
-            policy = pd.read_parquet(policy_path)
-            if policy["time_s"].nunique() > 1:
-                paths.append(policy_plot(policy, out / "convergence.png",
-                                         title=f"{reference}, load {middle:g}, seed {adaptive['seed'].iloc[0]}"))
-
-    # Adaptation after the scenario's events: windowed mean delay over time, mean over seeds.
-    if not step.empty:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        horizon = None
-        window = 1.0
-        for policy in policies:
-            series = []
-            for run_id in step.loc[step["policy.kind"] == policy, "run_id"]:
-                tasks = pd.read_parquet(root / "runs" / run_id / "tasks.parquet", columns=["status", "delay_s", "created_s"])
-                horizon = horizon or float(np.ceil(tasks["created_s"].max()))
-                series.append(windowed_delay(tasks, window, horizon))
-            if series:
-                mean = pd.concat(series, axis=1).astype(float).mean(axis=1)
-                ax.plot(mean.index.astype(float), mean.to_numpy() * 1e3, drawstyle="steps-post", label=policy)
-        for event in meta.get("events", []):
-            ax.axvline(event.get("at_s", 0.0), color="k", linestyle="--", linewidth=0.8)
-        ax.set(xlabel="task creation time (s)", ylabel=f"mean delay (ms), {window:g} s windows",
-               title="adaptation after the scenario's events (dashed)", yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-        paths.append(_save(fig, out / "adaptation.png"))
-    return paths
+    return _save(fig, path)
 
 
-def plot_directory(directory: Path, out: Path | None = None) -> list[Path]:
-    """Draw whatever ``directory`` holds: a comparison, a sweep, or a single run."""
-    directory = Path(directory)
-    given_out, out = out, out or directory / "plots"
-    if (directory / "results.parquet").exists():
-        results = pd.read_parquet(directory / "results.parquet")
-        info_path = directory / "sweep.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else None
-        if (directory / "comparison.json").exists() or (info or {}).get("kind") == "comparison":
-            from dtoee.compare import write_comparison
+def grouped_bars_plot(runs: pd.DataFrame, policies: list[str], prefix: str, xlabel: str, ylabel: str, title: str,
+                      path: Path) -> Path | None:
+    """One group of bars per ``prefix*`` column (e.g. ``exit_share_by_stage.1``), one bar
+    per policy: mean over its runs with the 95% interval, never below zero. None if no
+    such column has a value."""
+    columns = [c for c in _columns(runs, prefix) if runs[c].notna().any()]
+    if not columns:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    width = 0.8 / max(len(policies), 1)
+    for index, policy in enumerate(policies):
+        rows = runs[runs["policy.kind"] == policy]
+        stats = [mean_ci(rows[c].to_numpy(float)) for c in columns]
+        xs = np.arange(len(columns)) + (index - (len(policies) - 1) / 2) * width
+        means, yerr = _bounded_yerr(stats, 0.0)  # shares and utilisations: no bar below zero
+        ax.bar(xs, means, width, yerr=yerr, capsize=2, label=policy)
+    ax.set_xticks(range(len(columns)), [c[len(prefix):] for c in columns])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
 
-            return write_comparison(directory, results, plots=True, plots_dir=given_out)["plots"]
-        return sweep_plots(results, out, info)
-    if (directory / "summary.json").exists():
-        return run_plots(directory, out)
-    raise FileNotFoundError(f"{directory}: neither a run (summary.json) nor a sweep (results.parquet)")
+
+def adaptation_plot(windowed_s: dict[str, pd.Series], event_times_s: list[float], window_s: float, path: Path) -> Path:
+    """Windowed mean delay over creation time (``{policy: series indexed by window start}``),
+    with the scenario's events as dashed lines."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for policy, mean in windowed_s.items():
+        ax.plot(mean.index.astype(float), mean.to_numpy() * 1e3, drawstyle="steps-post", label=policy)
+    for at_s in event_times_s:
+        ax.axvline(at_s, color="k", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="task creation time (s)", ylabel=f"mean delay (ms), {window_s:g} s windows",
+           title="adaptation after the scenario's events (dashed)", yscale="log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -92,3 +92,58 @@ def test_compare_writes_csv_and_plots_from_nothing_and_plot_regenerates_them(ns3
     elsewhere = tmp_path / "elsewhere"
     assert main(["plot", str(out), "--out", str(elsewhere)]) == 0
     assert names <= {p.name for p in elsewhere.iterdir()}
+
+
+def _fake_comparison(root, seeds=(1, 2)):
+    """A comparison directory without simulating: per run a tasks.parquet whose delays are
+    known (policy a: 10 ms, then 30 ms after the event at 2 s; policy b: 20 ms throughout)."""
+    import numpy as np
+
+    rows = []
+    for experiment, loads in (("steady", (0.5, 1.0)), ("step", (1.0,))):
+        for policy, base_s in (("a", 0.010), ("b", 0.020)):
+            for load in loads:
+                for seed in seeds:
+                    run = f"{experiment}-{policy}-{load}-{seed}"
+                    created = np.arange(0.0, 4.0, 0.1)
+                    delay = np.where((experiment == "step") & (policy == "a") & (created >= 2.0), 0.030, base_s)
+                    (root / "runs" / run).mkdir(parents=True)
+                    pd.DataFrame({"status": "completed", "created_s": created, "delay_s": delay}).to_parquet(
+                        root / "runs" / run / "tasks.parquet")
+                    rows.append({"run_id": run, "experiment": experiment, "policy.kind": policy, "load": load,
+                                 "seed": seed, "status": "complete", "delay_s.mean": base_s * load,
+                                 "accuracy": 0.9, "measured_from_s": 1.0 if policy == "b" else 0.0,
+                                 "exit_share_by_stage.1": 0.5, "exit_share_by_stage.2": 0.5,
+                                 "utilisation_by_node.bs0": 0.2 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_comparison_plot_data_read_from_the_runs(tmp_path):
+    from dtoee.compare import mean_windowed_delay_s, middle_load, ordered_policies, pooled_delays_s
+
+    results = _fake_comparison(tmp_path)
+    assert middle_load([0.6, 1.4, 1.0]) == 1.0 and middle_load([0.5, 1.5]) == 0.5
+    assert ordered_policies(results, {"policies": ["b", "x"]}) == ["b", "a"]
+    steady_b = results[(results["experiment"] == "steady") & (results["policy.kind"] == "b") & (results["load"] == 1.0)]
+    delays = pooled_delays_s(tmp_path, steady_b)
+    assert len(delays) == 2 * 30 and set(delays) == {0.020}  # two seeds, tasks from the 1 s warm-up on
+    step_a = results[(results["experiment"] == "step") & (results["policy.kind"] == "a")]["run_id"]
+    mean = mean_windowed_delay_s(tmp_path, step_a, 1.0)
+    assert mean.index.tolist() == [0.0, 1.0, 2.0, 3.0]  # horizon: ceil(3.9 s) = 4 s
+    assert mean.tolist() == pytest.approx([0.010, 0.010, 0.030, 0.030])
+    assert mean_windowed_delay_s(tmp_path, [], 1.0) is None
+
+
+def test_comparison_plots_draw_every_figure_from_the_runs(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dtoee.compare import comparison_plots
+
+    results = _fake_comparison(tmp_path)
+    meta = {"policies": ["a", "b"], "reference": "a", "events": [{"at_s": 2.0}]}
+    paths = comparison_plots(tmp_path, results, tmp_path / "plots", meta)
+    assert [p.name for p in paths] == ["delay_vs_load.png", "accuracy_vs_load.png", "delay_cdf.png", "exit_share.png",
+                                       "utilisation.png", "adaptation.png"]  # no policy.parquet: no convergence
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert comparison_plots(tmp_path, results.assign(status="failed"), tmp_path / "none", meta) == []

@@ -65,3 +65,20 @@ def test_run_delay_cdf_describes_the_tasks_the_summary_does(tmp_path, monkeypatc
     assert len(cdf) == 50 and max(cdf) == pytest.approx(50.0)
     over_time = drawn["delay_over_time.png"].axes[0].lines[0].get_ydata()
     assert np.nanmax(over_time) == pytest.approx(2000.0)
+
+
+def test_one_seed_draws_the_mean_without_an_interval(tmp_path, monkeypatch):
+    """mean_ci gives no interval (NaN) from one seed; the plot draws the point with a zero bar."""
+    import pandas as pd
+
+    from dtoee import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    steady = pd.DataFrame({"policy.kind": ["a", "a"], "load": [0.5, 1.0], "seed": [1, 1], "delay_s.mean": [0.01, 0.02]})
+    plots.metric_vs_load_plot(steady, ["a"], "delay_s.mean", 1e3, "delay", tmp_path / "d.png")
+    ax = drawn["d.png"].axes[0]
+    assert ax.lines[0].get_ydata().tolist() == pytest.approx([10.0, 20.0])
+    for segment in ax.collections[0].get_segments():
+        assert segment[0][1] == pytest.approx(segment[1][1])  # zero-length bar
+    assert plots.grouped_bars_plot(steady, ["a"], "exit_share_by_stage.", "x", "y", "t", tmp_path / "e.png") is None
