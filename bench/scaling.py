@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     text_machine = machine()
     from dtoee.config import scenario_from_dict
-    from dtoee.sweep import fork_run, prepare_parent
+    from dtoee.runner import fork_run, prepare_parent
 
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     scenarios = [scenario_from_dict(scenario_dict(n, u, args.duration, args.rate, not args.no_radio)) for n, u in sizes]

@@ -58,7 +58,7 @@ def main() -> None:
         imports.append(float(out.stdout.strip().splitlines()[-1]))
 
     from dtoee.config import scenario_from_dict
-    from dtoee.sweep import ForkedRun, prepare_parent
+    from dtoee.runner import ForkedRun, prepare_parent
 
     scenario = scenario_from_dict(TINY)
     prepare_parent([scenario])

@@ -22,7 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import append, machine, markdown_table  # noqa: E402
 
-from dtoee.sweep import apply_overrides, expand, prepare_parent, read_toml, run_sweep  # noqa: E402
+from dtoee.config import apply_overrides, read_toml  # noqa: E402
+from dtoee.grid import expand  # noqa: E402
+from dtoee.runner import prepare_parent  # noqa: E402
+from dtoee.sweep import run_sweep  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Runs (one sweep, resumable, in ``OUT/runs/``):
 
 * ``steady``: every policy x load factor x seed, with the scenario's ``[[events]]`` removed;
-  ``load`` multiplies every UE rate of the scenario (``dtoee.sweep.scale_load``);
+  ``load`` multiplies every UE rate of the scenario (``dtoee.config.scale_load``);
 * ``step``: every policy x seed at load 1 with the scenario's ``[[events]]`` (e.g. a
   ``ue_rate`` step), for the adaptation plot.
 
@@ -22,8 +22,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from dtoee.config import ScenarioError, apply_overrides
-from dtoee.sweep import RunSpec, expand, parse_seeds, parse_value, read_toml, run_id, run_sweep
+from dtoee.config import ScenarioError, apply_overrides, parse_value, read_toml
+from dtoee.grid import RunSpec, expand, parse_seeds, run_id
+from dtoee.sweep import run_sweep
 
 # numpy, pandas, matplotlib (dtoee.plots) and the trace readers are imported where used:
 # every `dtoee` command imports this module for its defaults, and should start fast.

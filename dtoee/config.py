@@ -8,6 +8,7 @@ and what is allowed; the CLI prints it and exits with code 2.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -399,47 +400,120 @@ def _connected(names: list[str], links: list[tuple]) -> bool:
 
 # Loading -------------------------------------------------------------------------------
 
-def parse_override(assignment: str) -> tuple[list[str], Any]:
-    """``"radio.bandwidth_rb=50"`` -> (["radio", "bandwidth_rb"], 50). Values are TOML values;
-    anything that is not valid TOML is taken as a plain string."""
-    if "=" not in assignment:
-        raise ScenarioError(f"--set {assignment!r}: expected key=value, e.g. radio.bandwidth_rb=50")
-    key, raw = assignment.split("=", 1)
-    path = [part for part in key.strip().split(".")]
-    if not all(path):
-        raise ScenarioError(f"--set {assignment!r}: empty part in key {key!r}")
+# Keys and values of --set and --grid: one parser, one setter ----------------------------
+
+LOAD_KEY = "load"  # shorthand, not a field: multiplies every UE group's rate (and every ue_rate event's)
+
+
+def parse_value(raw: str) -> Any:
+    """A TOML value (``50``, ``1e9``, ``true``, ``"pf"``, ``[1, 2]``); anything that is not
+    valid TOML is taken as a plain string (``pf``, ``dtoee``)."""
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
-    return path, value
+        return raw
+
+
+def split_assignment(assignment: str, flag: str = "--set", example: str = "radio.bandwidth_rb=50") -> tuple[str, str]:
+    """``"key=raw"`` -> (key, raw text), the key checked: dotted parts, none empty."""
+    if "=" not in assignment:
+        expected = "key=value" if flag == "--set" else "key=v1,v2,..."
+        raise ScenarioError(f"{flag} {assignment!r}: expected {expected}, e.g. {example}")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key or not all(key.split(".")):
+        raise ScenarioError(f"{flag} {assignment!r}: empty part in key {key!r}")
+    return key, raw
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """``"radio.bandwidth_rb=50"`` -> (["radio", "bandwidth_rb"], 50) (value: :func:`parse_value`)."""
+    key, raw = split_assignment(assignment)
+    return key.split("."), parse_value(raw)
+
+
+def scale_load(data: dict, factor: float) -> dict:
+    """Multiply every UE group's rate and every ``ue_rate`` event's rate by ``factor``."""
+    factor = float(factor)
+    if not (factor >= 0 and math.isfinite(factor)):
+        raise ScenarioError(f"load = {factor!r}; allowed: a finite number >= 0 (multiplies every UE rate)")
+    for group in data.get("ue_groups", []):
+        group["rate_per_s"] = float(group.get("rate_per_s", 1.0)) * factor
+    for event in data.get("events", []):
+        if event.get("kind") == "ue_rate" and "rate_per_s" in event:
+            event["rate_per_s"] = float(event["rate_per_s"]) * factor
+    return data
+
+
+def set_value(data: dict, key: str | list[str], value: Any, *, context: str | None = None) -> dict:
+    """Set a dotted ``key`` of a scenario dict to ``value`` (the rules of ``--set`` and ``--grid``):
+
+    * ``load`` scales every UE rate (:func:`scale_load`);
+    * a number indexes a list (``nodes.0.speed_factor``); a ``*`` stands for every item of a
+      list (``ue_groups.*.rate_per_s``);
+    * a missing table is created (``policy.thresholds.bs0``).
+
+    ``context`` starts error messages (default ``--set KEY``)."""
+    path = key.split(".") if isinstance(key, str) else list(key)
+    dotted = ".".join(path)
+    context = context or f"--set {dotted!r}"
+    if path == [LOAD_KEY]:
+        return scale_load(data, value)
+    if "*" in path:
+        star = path.index("*")
+        prefix = path[:star]
+        target: Any = data
+        for part in prefix:
+            target = target[int(part)] if isinstance(target, list) and part.isdigit() and int(part) < len(target) \
+                else target.get(part) if isinstance(target, dict) else None
+            if target is None:
+                break
+        if not isinstance(target, list):
+            raise ScenarioError(f"{context}: {'.'.join(prefix)} is not a list; '*' stands for every item of a list")
+        for index in range(len(target)):
+            set_value(data, [*prefix, str(index), *path[star + 1:]], value, context=context)
+        return data
+    target = data
+    for depth, part in enumerate(path[:-1]):
+        where = ".".join(path[: depth + 1])
+        if isinstance(target, list):
+            if not part.isdigit() or int(part) >= len(target):
+                raise ScenarioError(f"{context}: {where} is not an index of a list of {len(target)}")
+            target = target[int(part)]
+        elif isinstance(target, dict):
+            target = target.setdefault(part, {})
+        else:
+            raise ScenarioError(f"{context}: {where} is not a table")
+    last = path[-1]
+    value = copy.deepcopy(value)  # the same grid value goes into many runs: never share it
+    if isinstance(target, list):
+        if not last.isdigit() or int(last) >= len(target):
+            raise ScenarioError(f"{context}: {last} is not an index of a list of {len(target)}")
+        target[int(last)] = value
+    elif isinstance(target, dict):
+        target[last] = value
+    else:
+        raise ScenarioError(f"{context}: cannot set {last!r} inside a {type(target).__name__}")
+    return data
 
 
 def apply_overrides(data: dict, assignments: list[str]) -> dict:
-    """Set dotted keys (list items by index: ``nodes.0.speed_factor=2``) in a nested dict."""
+    """Apply ``--set key=value`` assignments in order (:func:`parse_override`, :func:`set_value`)."""
     for assignment in assignments:
         path, value = parse_override(assignment)
-        target: Any = data
-        for depth, part in enumerate(path[:-1]):
-            where = ".".join(path[: depth + 1])
-            if isinstance(target, list):
-                if not part.isdigit() or int(part) >= len(target):
-                    raise ScenarioError(f"--set {assignment!r}: {where} is not an index of a list of {len(target)}")
-                target = target[int(part)]
-            elif isinstance(target, dict):
-                target = target.setdefault(part, {})
-            else:
-                raise ScenarioError(f"--set {assignment!r}: {where} is not a table")
-        last = path[-1]
-        if isinstance(target, list):
-            if not last.isdigit() or int(last) >= len(target):
-                raise ScenarioError(f"--set {assignment!r}: {last} is not an index of a list of {len(target)}")
-            target[int(last)] = value
-        elif isinstance(target, dict):
-            target[last] = value
-        else:
-            raise ScenarioError(f"--set {assignment!r}: cannot set {last!r} inside a {type(target).__name__}")
+        set_value(data, path, value, context=f"--set {assignment!r}")
     return data
+
+
+def read_toml(path: str | Path) -> dict:
+    """The TOML file as a dict; :class:`ScenarioError` if unreadable or not TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"scenario file {str(path)!r} cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"scenario file {str(path)!r} is not valid TOML: {error}") from None
 
 
 def _location(loc: tuple) -> str:
@@ -495,14 +569,4 @@ def scenario_from_dict(data: dict) -> Scenario:
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override (``--set``) and validate a TOML scenario; raise :class:`ScenarioError`."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"scenario file {str(path)!r} cannot be read: {error}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"scenario file {str(path)!r} is not valid TOML: {error}") from None
-    data = apply_overrides(data, overrides or [])
-    return scenario_from_dict(data)
+    return scenario_from_dict(apply_overrides(read_toml(path), overrides or []))

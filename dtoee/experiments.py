@@ -1,7 +1,8 @@
 """CLI commands for experiments: sweeps, comparisons and plots (registered by dtoee.cli).
 
 ``dtoee sweep SCENARIO.toml --grid key=v1,v2 [--grid ...] [--seeds 1-5] [--workers W]
-[--dask ADDRESS|local] --out DIR``: every combination x seed, resumable (dtoee/sweep.py).
+[--dask ADDRESS|local] --out DIR``: every combination x seed, resumable (dtoee/sweep.py: the
+grid in dtoee/grid.py, the runner in dtoee/runner.py, the results table in dtoee/results.py).
 
 ``dtoee compare [SCENARIO.toml] [--loads 0.6,1,1.4] [--seeds 1-3] [--policies ...] --out DIR``:
 DTO-EE against every baseline over loads and seeds; comparison.csv and plots (dtoee/compare.py).
@@ -91,7 +92,8 @@ def register(sub) -> None:
                        help="a scenario field and its values (repeatable); 'load' scales every UE rate; "
                             "'*' stands for every list item, e.g. ue_groups.*.count=2,4")
     sweep.add_argument("--seeds", help="N, N-M or N,M,...; default: the scenario's seed")
-    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a field in every run (same keys as --grid, '*' and 'load' too)")
     sweep.add_argument("--workers", type=int, default=1, help="simulations at once (default 1)")
     sweep.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler; 'local' starts a LocalCluster")
     sweep.add_argument("--out", required=True, help="sweep directory (rerun to resume)")

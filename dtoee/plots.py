@@ -16,7 +16,6 @@ windowed delays from ``dtoee.analysis.windowed_mean_delay``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
