@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dtoee.config import Scenario, backhaul_pairs
+from dtoee.config import Scenario
 from dtoee.system_model import logical_links
-from ns3_glue.network import backhaul_routes, node_endpoint
+from dtoee.topology import backhaul_graph, next_hops
+from ns3_glue.network import node_endpoint
 from optimizer.policy import ControlMessage, NodeMeasurements
 
 POLICY_COLUMNS = ["time_s", "node", "stage", "kind", "target", "value"]
@@ -58,8 +59,7 @@ class ControlPlane:
         self.inbox: dict[str, list[ControlMessage]] = defaultdict(list)
         self._estimates: dict[tuple[str, str, int], float] = {}
         self.down_intervals: dict[frozenset, list[list]] = {}
-        names = [node.name for node in scenario.nodes]
-        self._next_hop = backhaul_routes(names, backhaul_pairs(scenario))
+        self._next_hop = next_hops(backhaul_graph(scenario))
         self._period_start_s = 0.0
         self.messages_sent = 0
         self.messages_delivered = 0

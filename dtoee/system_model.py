@@ -12,29 +12,22 @@ on its test split.
 
 from __future__ import annotations
 
-from dtoee.config import Scenario, backhaul_pairs
-from ns3_glue.network import UePlacement, backhaul_routes
+from dtoee.config import Scenario
+from dtoee.topology import backhaul_graph, path_figures, routes
+from ns3_glue.network import UePlacement
 from optimizer.system import Link, SystemModel
 
 FRAME_HEADER_BYTES = 16
 
 
 def logical_links(scenario: Scenario) -> dict[tuple[str, str], Link]:
-    names = [node.name for node in scenario.nodes]
-    pairs = backhaul_pairs(scenario)
-    by_ends = {}
-    for a, b, rate, delay, _loss in pairs:
-        by_ends[(a, b)] = by_ends[(b, a)] = (rate, delay)
-    next_hop = backhaul_routes(names, pairs)
+    """A logical link i -> j for every ordered pair of connected servers, along the backhaul
+    route (``dtoee.topology``): capacity = its bottleneck rate / 8, propagation = its delay."""
+    graph = backhaul_graph(scenario)
     links = {}
-    for (source, target) in next_hop:
-        here, bottleneck_bps, delay_s = source, float("inf"), 0.0
-        while here != target:
-            hop = next_hop[(here, target)]
-            rate, delay = by_ends[(here, hop)]
-            bottleneck_bps, delay_s = min(bottleneck_bps, rate), delay_s + delay
-            here = hop
-        links[(source, target)] = Link(capacity_bytes_per_s=bottleneck_bps / 8.0, propagation_s=delay_s)
+    for pair, path in routes(graph).items():
+        bottleneck_bps, delay_s = path_figures(graph, path)
+        links[pair] = Link(capacity_bytes_per_s=bottleneck_bps / 8.0, propagation_s=delay_s)
     return links
 
 

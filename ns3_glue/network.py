@@ -23,9 +23,7 @@ Endpoints are named ``"node:<name>"`` and ``"ue:<index>"``.
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Callable
 
 from dtoee.config import PATHLOSS_MODELS, SCHEDULERS, Scenario, backhaul_pairs
 from dtoee.seeding import ns3_run_number
+from dtoee.topology import backhaul_graph, next_hops
 
 
 @dataclass(frozen=True)
@@ -49,34 +48,6 @@ def node_endpoint(name: str) -> str:
 
 def ue_endpoint(index: int) -> str:
     return f"ue:{index}"
-
-
-def backhaul_routes(names: list[str], links: list[tuple]) -> dict[tuple[str, str], str]:
-    """Next hop for every ordered pair (src, dst) of servers, shortest path by link delay.
-
-    Ties break by hop count, then by name, so routes are deterministic.
-    """
-    neighbours: dict[str, list[tuple[str, float]]] = {name: [] for name in names}
-    for a, b, _rate, delay, _loss in links:
-        neighbours[a].append((b, delay))
-        neighbours[b].append((a, delay))
-    next_hop: dict[tuple[str, str], str] = {}
-    for source in names:
-        best: dict[str, tuple[float, int, str]] = {source: (0.0, 0, "")}
-        queue = [(0.0, 0, "", source)]
-        while queue:
-            delay, hops, first, here = heapq.heappop(queue)
-            if best.get(here, (math.inf,))[:3] < (delay, hops, first):
-                continue
-            for other, link_delay in sorted(neighbours[here]):
-                candidate = (delay + link_delay, hops + 1, first or other)
-                if candidate < best.get(other, (math.inf, 0, "")):
-                    best[other] = candidate
-                    heapq.heappush(queue, (*candidate, other))
-        for target, (_d, _h, first) in best.items():
-            if target != source:
-                next_hop[(source, target)] = first
-    return next_hop
 
 
 class Ns3Network:
@@ -249,7 +220,7 @@ class Ns3Network:
         # server's endpoint address, and a network route to every link subnet that is not
         # attached (ns-3 TCP takes the outgoing interface's address as the source, so replies
         # must find their way back to backhaul addresses too).
-        next_hop = backhaul_routes(names, links)
+        next_hop = next_hops(backhaul_graph(sc))
         for (source, target), hop in next_hop.items():
             gateway, interface = link_address[(source, hop)]
             routing[source].AddHostRouteTo(
