@@ -62,7 +62,8 @@ def windowed_mean_delay(tasks: pd.DataFrame, window_s: float, step_s: float | No
     rows = []
     for start, end in zip(starts, ends):
         inside = (created >= start) & (created < end)
-        rows.append((float(start), float(end), int(inside.sum()), float(delay[inside].mean()) if inside.any() else math.nan))
+        mean_s = float(delay[inside].mean()) if inside.any() else math.nan
+        rows.append((float(start), float(end), int(inside.sum()), mean_s))
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dtoee.config import ScenarioError, apply_overrides, parse_value, read_toml
-from dtoee.grid import RunSpec, expand, parse_seeds, run_id
+from dtoee.grid import RunSpec, expand, parse_seeds, run_id, split_values
 from dtoee.sweep import run_sweep
 
 # numpy, pandas, matplotlib (dtoee.plots) and the trace readers are imported where used:
@@ -42,8 +42,9 @@ COMPARISON_COLUMNS = [
 
 
 def _list(value: str | Iterable, parse=parse_value) -> list:
+    """``"0.6,1,1.4"`` -> [0.6, 1, 1.4] (split as --grid values are); a list as is."""
     if isinstance(value, str):
-        return [parse(part.strip()) for part in value.split(",") if part.strip()]
+        return [parse(part) for part in split_values(value) if part]
     return list(value)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from dtoee.config import Scenario, ScenarioError, parse_value, scenario_from_dict, set_value, split_assignment
 
 
-def _split_top_level(text: str) -> list[str]:
+def split_values(text: str) -> list[str]:
     """Split on commas outside brackets/braces/quotes: ``[1,2],[3,4]`` -> two values."""
     parts, depth, quote, current = [], 0, None, []
     for char in text:
@@ -46,8 +46,8 @@ def parse_grid(assignment: str) -> tuple[str, list[Any]]:
     value as ``--set`` reads them (``dtoee.config.split_assignment``, ``parse_value``), values
     split on commas outside brackets and quotes."""
     key, raw = split_assignment(assignment, "--grid", "radio.bandwidth_rb=25,50")
-    values = [parse_value(part) for part in _split_top_level(raw)]
-    if not values or any(part == "" for part in _split_top_level(raw)):
+    values = [parse_value(part) for part in split_values(raw)]
+    if not values or any(part == "" for part in split_values(raw)):
         raise ScenarioError(f"--grid {assignment!r}: empty value; allowed: comma-separated values")
     return key, values
 
