@@ -427,9 +427,13 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
 
 def scale_load(data: dict, factor: float) -> dict:
     """Multiply every UE group's rate and every ``ue_rate`` event's rate by ``factor``."""
-    factor = float(factor)
+    given = factor
+    try:
+        factor = float(factor) if not isinstance(factor, bool) else math.nan
+    except (TypeError, ValueError):
+        factor = math.nan
     if not (factor >= 0 and math.isfinite(factor)):
-        raise ScenarioError(f"load = {factor!r}; allowed: a finite number >= 0 (multiplies every UE rate)")
+        raise ScenarioError(f"load = {given!r}; allowed: a finite number >= 0 (multiplies every UE rate)")
     for group in data.get("ue_groups", []):
         group["rate_per_s"] = float(group.get("rate_per_s", 1.0)) * factor
     for event in data.get("events", []):

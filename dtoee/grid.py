@@ -76,7 +76,6 @@ def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
     return seeds
 
 
-
 @dataclass(frozen=True)
 class RunSpec:
     """One simulation of a sweep: its directory name, the values that define it, its scenario."""

@@ -192,8 +192,6 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
     return paths
 
 
-
-
 # Comparison (figures from plain data; dtoee/compare.py reads the runs and calls these) ----
 
 def metric_vs_load_plot(steady: pd.DataFrame, policies: list[str], column: str, scale: float, ylabel: str,

@@ -48,7 +48,9 @@ def test_a_set_value_is_a_copy(tiny):
 @pytest.mark.parametrize("assignment,message", [
     ("radio.*.x=1", "--set 'radio.*.x=1': radio is not a list"),
     ("nodes.7.speed_factor=1", "--set 'nodes.7.speed_factor=1': nodes.7 is not an index of a list of 2"),
-    ("load=-1", "load = -1.0; allowed: a finite number >= 0"),
+    ("load=-1", "load = -1; allowed: a finite number >= 0"),
+    ("load=abc", "load = 'abc'; allowed: a finite number >= 0"),
+    ("load=true", "load = True; allowed: a finite number >= 0"),
     ("radio..x=1", "empty part in key"),
     ("radio", "expected key=value"),
 ])
