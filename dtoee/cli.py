@@ -77,7 +77,8 @@ def _ms(value) -> str:
 
 def _print_evaluation(evaluation: dict) -> None:
     """Every policy on one evaluation (raw curves), hull-model figures alongside where they differ."""
-    print(f"every policy on one evaluation: {evaluation['name']} ({evaluation['definition']})")
+    print(f"every policy on one evaluation: {evaluation['name']}")
+    print(f"  scored by {evaluation['definition']}")
     print(f"{'policy':<36} {'delay ms':>9} {'accuracy':>8} {'objective':>12} {'gap':>9} {'max rho':>7}   "
           f"hull model (what it optimised), where it differs")
     for name, entry in evaluation["policies"].items():

@@ -2,7 +2,7 @@
 
 Every simulation runs in its own child, forked (``os.fork`` + a pipe) from a parent that has
 already imported ns-3 and loaded the C++ glue: no run pays the 10-20 s import and no run
-inherits another's ns-3 state (ns3-notes.md). Locally the sweep process is that parent and
+inherits another's ns-3 state (docs/ns3-notes.md). Locally the sweep process is that parent and
 keeps up to ``workers`` children running at once. With ``dask=ADDRESS`` (``"local"`` starts a
 :class:`distributed.LocalCluster`) each Dask worker process becomes such a parent: it imports
 ns-3 once, on its first run, and forks a child per run. Dask worker processes may be

@@ -15,7 +15,7 @@ and the caller's thread count is restored afterwards. With the default, no torch
 runs on >1 thread inside it, so a process may fork afterwards (ns-3 workers do) without
 the OpenMP hang. ``run_stage`` runs with whatever thread count the caller has set: a
 process that forks children should call ``torch.set_num_threads(1)`` before its own first
-torch op (see the team notes on ns-3 and fork). Profiles are measured with ``num_threads``
+torch op (docs/ns3-notes.md, "Reproducibility"). Profiles are measured with ``num_threads``
 threads and tagged with it.
 """
 from __future__ import annotations
