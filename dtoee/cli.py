@@ -98,6 +98,17 @@ def _print_evaluation(evaluation: dict) -> None:
     print(f"gap: {evaluation['gap_definition']}")
 
 
+def _baselines_as_simulated(scenario, system) -> dict:
+    """Every baseline built exactly as ``dtoee run`` would build it for this scenario (its
+    ``policy.fixed_threshold``, its seed), from the calibration system."""
+    from dtoee.policies import build_policy
+    from optimizer.baselines import BASELINES
+
+    return {kind: build_policy(scenario.model_copy(update={"policy": scenario.policy.model_copy(update={"kind": kind})}),
+                               system)
+            for kind in BASELINES}
+
+
 def cmd_optimize(args) -> int:
     from inference.exits import CALIBRATION_SPLIT, EVALUATION_SPLIT
     from optimizer.report import optimize_report
@@ -108,6 +119,7 @@ def cmd_optimize(args) -> int:
         raise ScenarioError(f"--out {str(out)!r}: is a file; --out names a directory (optimize.json is written inside)")
     calibration, evaluation = scenario_system(scenario, (CALIBRATION_SPLIT, EVALUATION_SPLIT))
     report = optimize_report(calibration, rounds=args.rounds, evaluation_system=evaluation,
+                             baseline_policies=_baselines_as_simulated(scenario, calibration),
                              evaluation_name=f"raw exit curves of the {EVALUATION_SPLIT} split "
                                              f"(every policy calibrated on the {CALIBRATION_SPLIT} split)")
     report["data_splits"] = {"policies_computed_from": CALIBRATION_SPLIT, "evaluation": EVALUATION_SPLIT,

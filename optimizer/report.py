@@ -17,7 +17,7 @@ Two models of accuracy are in play, and the report keeps them apart:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from optimizer.baselines import BASELINES
 from optimizer.centralized import CentralizedSolver, gap_to_optimum
@@ -60,6 +60,7 @@ def optimize_report(
     gap_target: float = 0.01,
     evaluation_system: SystemModel | None = None,
     evaluation_name: str = "calibration curves",
+    baseline_policies: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """DTO-EE objective after each round, the centralised optimum, the gap, and every policy
     on one evaluation.
@@ -67,6 +68,9 @@ def optimize_report(
     ``system``: what every policy is computed from (its exit curves are the calibration ones).
     ``evaluation_system``: the same system with the exit curves to score on (default:
     ``system``); it must differ from ``system`` in nothing but its exit curves.
+    ``baseline_policies``: {name: policy} to score as the baselines (``dtoee optimize`` passes
+    the scenario's own, built as a simulation would, with its threshold and seed); default:
+    every entry of ``optimizer.baselines.BASELINES`` with its default options.
 
     Returns a JSON-serialisable dict: ``rounds`` (per round, hull model: objective,
     mean_delay_s, accuracy, gap), ``optimum`` (D*, A*, J*, solve time, status), ``dtoee``
@@ -126,9 +130,11 @@ def optimize_report(
     strategies["dtoee"] = (history.x, history.theta, evaluate_exit_shares(system, history.x, history.exit_share))
     skipped: dict[str, str] = {}
     if baselines:
-        for name, factory in BASELINES.items():
+        policies = baseline_policies if baseline_policies is not None else {
+            name: factory(system) for name, factory in BASELINES.items()}
+        for name, policy in policies.items():
             try:
-                x, theta = strategy_of_policy(system, factory(system))
+                x, theta = strategy_of_policy(system, policy)
             except (AttributeError, NotImplementedError) as error:  # decides per task: no (x, theta)
                 skipped[name] = f"no analytical strategy: {error}"
                 continue
