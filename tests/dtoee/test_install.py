@@ -34,7 +34,8 @@ def _run(command: list[str], **kw) -> subprocess.CompletedProcess:
 def test_wheel_install_builds_glue_and_runs(mlp_model, tmp_path):
     source = tmp_path / "src"  # a copy, so building leaves nothing in the checkout
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "tests"))
+        ".git", ".venv", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "tests",
+        ".whl", ".gl", "out", ".cache"))
     wheels = tmp_path / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
           "-w", str(wheels), str(source)])
