@@ -52,8 +52,9 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def scenario_system(scenario):
-    """The scenario's SystemModel (model trained/loaded, UEs placed), without ns-3."""
+def scenario_system(scenario, splits: tuple[str, ...] = ("validation",)):
+    """The scenario's SystemModel (model trained/loaded, UEs placed by the scenario's seed),
+    without ns-3, one per exit-curve split in ``splits`` (a tuple of them if several)."""
     import torch
 
     torch.set_num_threads(1)
@@ -65,14 +66,65 @@ def scenario_system(scenario):
     figures = stage_figures(scenario, model)
     check_memory(scenario, figures)
     rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
-    return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), figures)
+    ues = place_ues(scenario, rngs["placement"])
+    systems = tuple(system_from_scenario(scenario, model, ues, figures, split=split) for split in splits)
+    return systems[0] if len(systems) == 1 else systems
+
+
+def _ms(value) -> str:
+    return f"{value * 1e3:9.2f}" if value is not None else "      n/a"
+
+
+def _print_evaluation(evaluation: dict) -> None:
+    """Every policy on one evaluation (raw curves), hull-model figures alongside where they differ."""
+    print(f"every policy on one evaluation: {evaluation['name']}")
+    print(f"  scored by {evaluation['definition']}")
+    print(f"{'policy':<36} {'delay ms':>9} {'accuracy':>8} {'objective':>12} {'gap':>9} {'max rho':>7}   "
+          f"hull model (what it optimised), where it differs")
+    for name, entry in evaluation["policies"].items():
+        objective = f"{entry['objective']:12.6f}" if entry["objective"] is not None else "  infeasible"
+        gap = f"{entry['gap']:9.2%}" if entry["gap"] is not None else "      n/a"
+        hull = entry["hull_model"]
+        differs = hull is not None and any(
+            (hull[key] is None) != (entry[key] is None)
+            or (hull[key] is not None and abs(hull[key] - entry[key]) > 1e-9 * max(1.0, abs(entry[key])))
+            for key in ("mean_delay_s", "accuracy", "objective"))
+        side = (f"   objective {hull['objective']:.6f}, delay {_ms(hull['mean_delay_s']).strip()} ms, "
+                f"accuracy {hull['accuracy']:.4f}") if differs and hull["objective"] is not None else ""
+        print(f"{name:<36} {_ms(entry['mean_delay_s'])} {entry['accuracy']:8.4f} {objective} {gap} "
+              f"{entry['max_rho']:7.3f}{side}")
+    for name, why in evaluation.get("skipped", {}).items():
+        print(f"{name:<36} not scored: {why}")
+    print(f"gap: {evaluation['gap_definition']}")
+
+
+def _baselines_as_simulated(scenario, system) -> dict:
+    """Every baseline built exactly as ``dtoee run`` would build it for this scenario (its
+    ``policy.fixed_threshold``, its seed), from the calibration system."""
+    from dtoee.policies import build_policy
+    from optimizer.baselines import BASELINES
+
+    return {kind: build_policy(scenario.model_copy(update={"policy": scenario.policy.model_copy(update={"kind": kind})}),
+                               system)
+            for kind in BASELINES}
 
 
 def cmd_optimize(args) -> int:
+    from inference.exits import CALIBRATION_SPLIT, EVALUATION_SPLIT
     from optimizer.report import optimize_report
 
     scenario = _scenario(args)
-    report = optimize_report(scenario_system(scenario), rounds=args.rounds)
+    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.simulation.seed}-optimize"
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {str(out)!r}: is a file; --out names a directory (optimize.json is written inside)")
+    calibration, evaluation = scenario_system(scenario, (CALIBRATION_SPLIT, EVALUATION_SPLIT))
+    report = optimize_report(calibration, rounds=args.rounds, evaluation_system=evaluation,
+                             baseline_policies=_baselines_as_simulated(scenario, calibration),
+                             evaluation_name=f"raw exit curves of the {EVALUATION_SPLIT} split "
+                                             f"(every policy calibrated on the {CALIBRATION_SPLIT} split)")
+    report["data_splits"] = {"policies_computed_from": CALIBRATION_SPLIT, "evaluation": EVALUATION_SPLIT,
+                             "rounds_and_gap": f"{CALIBRATION_SPLIT} split, concave-hull model"}
+    print(f"DTO-EE rounds on the concave-hull model of the {CALIBRATION_SPLIT} curves (what it optimises)")
     print(f"{'round':>5} {'objective':>12} {'delay ms':>9} {'accuracy':>8} {'gap':>9}")
     for row in report["rounds"]:
         if row["round"] <= 10 or row["round"] % args.every == 0 or row["round"] == args.rounds:
@@ -85,13 +137,11 @@ def cmd_optimize(args) -> int:
     if final["gap"] is not None:
         print(f"DTO-EE after {args.rounds} rounds: gap {final['gap']:.4%} ({report['gap_definition']}); "
               f"within {final['gap_target']:.0%} after {final['rounds_to_gap']} rounds")
-    for name, entry in report.get("baselines", {}).items():
-        print(f"baseline {name}: delay {entry['mean_delay_s'] * 1e3:.2f} ms, accuracy {entry['accuracy']:.4f}, "
-              f"objective {entry['objective']:.6f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"-> {out}")
+    _print_evaluation(report["evaluation"])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "optimize.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"-> {path}")
     return 0
 
 
@@ -117,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run a scenario and write traces")
     run.add_argument("scenario")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help="simulation.seed (same as --set simulation.seed=N)")
     run.add_argument("--out")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario field")
     run.add_argument("--pcap", action="store_true", help="write pcap per device into OUT/pcap")
@@ -126,16 +176,18 @@ def main(argv: list[str] | None = None) -> int:
 
     validate = sub.add_parser("validate", help="check a scenario without running it")
     validate.add_argument("scenario")
+    validate.add_argument("--seed", type=int, help="simulation.seed")
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
     validate.add_argument("--dump", action="store_true", help="print it with every default filled in")
     validate.set_defaults(func=cmd_validate)
 
-    optimize = sub.add_parser("optimize", help="DTO-EE in memory vs the centralised cvxpy optimum")
+    optimize = sub.add_parser("optimize", help="DTO-EE in memory vs the centralised cvxpy optimum and the baselines")
     optimize.add_argument("scenario")
+    optimize.add_argument("--seed", type=int, help="simulation.seed (places the UEs)")
     optimize.add_argument("--set", action="append", metavar="KEY=VALUE")
     optimize.add_argument("--rounds", type=int, default=200)
     optimize.add_argument("--every", type=int, default=20, help="print every N-th round after the first 10")
-    optimize.add_argument("--out", default="optimize.json")
+    optimize.add_argument("--out", help="directory for optimize.json (default runs/NAME-seedS-optimize)")
     optimize.set_defaults(func=cmd_optimize)
 
     profile = sub.add_parser("profile", help="exit curves and per-stage profile of a model (plots too)")

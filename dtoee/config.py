@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 LTE_BANDWIDTHS_RB = (6, 15, 25, 50, 75, 100)
@@ -194,17 +194,38 @@ class PolicyConfig(_Frozen):
     locally when the node hosts the stage, else split over its hosts in proportion to their
     speed (load-proportional). ``"dtoee"``: the distributed optimizer, every ``period_s``,
     with its messages on the simulated backhaul. The other kinds are the baselines and the
-    centralised optimum of ``optimizer/`` (``fixed_threshold`` is the baselines' threshold).
+    centralised optimum of ``optimizer/``.
+
+    ``fixed_threshold``: theta wherever no per-node threshold is given: every threshold of the
+    fixed-threshold baselines, and the static policy's value for nodes not in ``thresholds``.
+    ``default_threshold`` is its deprecated alias (the same field; giving both with different
+    values is an error).
     """
 
     kind: Literal[POLICY_KINDS] = "static"
     w: float = Field(0.5, ge=0, le=1e6, description="seconds of mean delay worth one unit of accuracy")
     period_s: float = Field(1.0, gt=0, le=1e6, description="DTO-EE update period")
     control_message_bytes: int = Field(64, ge=1, le=1 << 20)
-    fixed_threshold: float = Field(0.8, ge=0, le=1)
-    default_threshold: float = Field(0.8, ge=0, le=1)
+    fixed_threshold: float = Field(0.8, ge=0, le=1, validation_alias=AliasChoices("fixed_threshold", "default_threshold"),
+                                   description="theta wherever no per-node threshold is given")
     thresholds: dict[str, list[float]] = Field(default_factory=dict)
     offload: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_threshold(cls, data: Any) -> Any:
+        if not (isinstance(data, dict) and "fixed_threshold" in data and "default_threshold" in data):
+            return data
+        if data["fixed_threshold"] == data["default_threshold"]:
+            return {key: value for key, value in data.items() if key != "default_threshold"}
+        raise ValueError(f"fixed_threshold = {data['fixed_threshold']!r} and default_threshold = "
+                         f"{data['default_threshold']!r}: default_threshold is the deprecated name of "
+                         "fixed_threshold; give fixed_threshold only")
+
+    @property
+    def default_threshold(self) -> float:
+        """Deprecated name of :attr:`fixed_threshold`."""
+        return self.fixed_threshold
 
 
 class EventConfig(_Frozen):

@@ -1,6 +1,6 @@
 """The co-simulation: the life of every task across UEs, radio, edge servers and backhaul.
 
-One task (design.md, "One task, end to end")::
+One task (docs/design.md, "One task, end to end")::
 
     arrival at UE --uplink--> serving node i --x_i^1--> host j of stage 1 --queue--> service
       service of stage k at j: exit if confidence >= theta_j^k (or k = K)

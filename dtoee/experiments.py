@@ -91,7 +91,7 @@ def register(sub) -> None:
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                        help="a scenario field and its values (repeatable); 'load' scales every UE rate; "
                             "'*' stands for every list item, e.g. ue_groups.*.count=2,4")
-    sweep.add_argument("--seeds", help="N, N-M or N,M,...; default: the scenario's seed")
+    sweep.add_argument("--seeds", "--seed", help="N, N-M or N,M,...; default: the scenario's seed")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a field in every run (same keys as --grid, '*' and 'load' too)")
     sweep.add_argument("--workers", type=int, default=1, help="simulations at once (default 1)")
@@ -104,7 +104,7 @@ def register(sub) -> None:
     compare.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO)
     compare.add_argument("--loads", default=",".join(str(v) for v in DEFAULT_LOADS),
                          help="load factors: multipliers of every UE rate in the scenario")
-    compare.add_argument("--seeds", default=DEFAULT_SEEDS)
+    compare.add_argument("--seeds", "--seed", default=DEFAULT_SEEDS, help="N, N-M or N,M,...")
     compare.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
                          help="policy.kind values; the first is compared against the others")
     compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run")

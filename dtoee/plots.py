@@ -46,30 +46,46 @@ def _columns(frame: pd.DataFrame, prefix: str) -> list[str]:
     return [c for c in frame.columns if c.startswith(prefix)]
 
 
-def _bounded_yerr(stats, floor_fraction: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Means and asymmetric ``yerr`` from ``(mean, ci95)`` pairs, for quantities that are
-    never negative: a positive mean's lower bar stops at ``floor_fraction`` of the mean."""
-    means = np.array([m for m, _ in stats], float)
-    ci = np.nan_to_num(np.array([c for _, c in stats], float))
-    lower = np.minimum(ci, np.where(means > 0, (1.0 - floor_fraction) * means, ci))
-    return means, [lower, ci]
 
 
 def _errorbar(ax, xs, stats, label: str) -> np.ndarray:
-    """Means with 95% intervals; a lower bar is clipped at 1% of its mean, so a delay axis can
-    go logarithmic when an interval would cross zero. Returns the means drawn."""
-    means, yerr = _bounded_yerr(stats, 0.01)
-    ax.errorbar(xs, means, yerr=yerr, marker="o", capsize=3, label=label)
+    """Means with their real 95% t-intervals, mean +- half-width, never clipped (a NaN
+    half-width draws no bar). Returns the means drawn."""
+    means = np.array([m for m, _ in stats], float)
+    half_widths = np.nan_to_num(np.array([c for _, c in stats], float))
+    ax.errorbar(xs, means, yerr=half_widths, marker="o", capsize=3, label=label)
     return means
+
+
+def _interval_lows(ax) -> np.ndarray:
+    """Lower ends of every interval bar drawn on ``ax`` (``errorbar``, and ``bar`` with yerr)."""
+    from matplotlib.container import ErrorbarContainer
+
+    lows = []
+    for container in ax.containers:
+        if isinstance(container, ErrorbarContainer):
+            for collection in container.lines[2]:
+                lows.extend(float(segment[:, 1].min()) for segment in collection.get_segments())
+    return np.asarray(lows, float)
 
 
 def _log_if_wide(ax, means, span: float = 10.0) -> None:
     """Logarithmic y when the plotted means span more than ``span`` times (an overloaded
-    baseline's seconds next to others' milliseconds)."""
+    baseline's seconds next to others' milliseconds). A log axis cannot show an interval that
+    reaches zero or below: then the axis is symlog instead (linear within the smallest
+    positive mean of zero, so such intervals are drawn as they are) and the plot says so."""
     values = np.asarray(means, float).ravel()
     values = values[np.isfinite(values) & (values > 0)]
-    if len(values) and values.max() / values.min() > span:
+    if not (len(values) and values.max() / values.min() > span):
+        return
+    lows = _interval_lows(ax)
+    if np.all(lows[np.isfinite(lows)] > 0):
         ax.set_yscale("log")
+        return
+    linear_within = float(values.min())
+    ax.set_yscale("symlog", linthresh=linear_within)
+    ax.text(0.01, 0.01, f"symlog axis (linear within +-{linear_within:.3g}): some 95% intervals reach 0 or below",
+            transform=ax.transAxes, fontsize=6, va="bottom", ha="left", color="0.3")
 
 
 # Single run ------------------------------------------------------------------------------
@@ -231,7 +247,7 @@ def delay_cdf_plot(delays_s: dict[str, np.ndarray], title: str, path: Path) -> P
 def grouped_bars_plot(runs: pd.DataFrame, policies: list[str], prefix: str, xlabel: str, ylabel: str, title: str,
                       path: Path) -> Path | None:
     """One group of bars per ``prefix*`` column (e.g. ``exit_share_by_stage.1``), one bar
-    per policy: mean over its runs with the 95% interval, never below zero. None if no
+    per policy: mean over its runs with its real 95% interval. None if no
     such column has a value."""
     columns = [c for c in _columns(runs, prefix) if runs[c].notna().any()]
     if not columns:
@@ -243,8 +259,9 @@ def grouped_bars_plot(runs: pd.DataFrame, policies: list[str], prefix: str, xlab
         rows = runs[runs["policy.kind"] == policy]
         stats = [mean_ci(rows[c].to_numpy(float)) for c in columns]
         xs = np.arange(len(columns)) + (index - (len(policies) - 1) / 2) * width
-        means, yerr = _bounded_yerr(stats, 0.0)  # shares and utilisations: no bar below zero
-        ax.bar(xs, means, width, yerr=yerr, capsize=2, label=policy)
+        means = np.array([m for m, _ in stats], float)
+        half_widths = np.nan_to_num(np.array([c for _, c in stats], float))
+        ax.bar(xs, means, width, yerr=half_widths, capsize=2, label=policy)  # real 95% intervals
     ax.set_xticks(range(len(columns)), [c[len(prefix):] for c in columns])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)

@@ -27,7 +27,7 @@ def static_policy(scenario: Scenario) -> StaticPolicy:
             offload[(name, stage)] = dict(given[str(stage)]) if str(stage) in given else default_offload(scenario, name, stage)
     thresholds = {(name, k + 1): theta for name, values in scenario.policy.thresholds.items()
                   for k, theta in enumerate(values)}
-    return StaticPolicy(offload, thresholds, scenario.policy.default_threshold)
+    return StaticPolicy(offload, thresholds, scenario.policy.fixed_threshold)
 
 
 def build_policy(scenario: Scenario, system=None) -> Policy:

@@ -165,7 +165,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
             tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
             max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
             scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
-            model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+            model=model.name, data_splits=model.data_splits(), mode=scenario.model.mode, stage_latency_s=latencies,
             large_model=scenario.model.large_model, stage_figures_estimated=figures.estimated,
             activation_bytes=figures.activation_bytes,
             max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},

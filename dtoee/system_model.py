@@ -7,13 +7,15 @@ on the shortest backhaul path, propagation = the sum of its delays; links shared
 paths are not modelled as shared), transfer sizes b_k (k = 1: the input sample; k > 1: the
 stage k-1 activation; each plus the 16-byte frame header), external rates lambda_i (sum of
 the Poisson rates of the UEs served by base station i) and the model's exit curves measured
-on its test split.
+on its VALIDATION split (the simulation draws from the test split: calibrate on one,
+evaluate on another).
 """
 
 from __future__ import annotations
 
 from dtoee.config import Scenario
 from dtoee.topology import backhaul_graph, path_figures, routes
+from inference.exits import CALIBRATION_SPLIT
 from ns3_glue.network import UePlacement
 from optimizer.system import Link, SystemModel
 
@@ -32,8 +34,10 @@ def logical_links(scenario: Scenario) -> dict[tuple[str, str], Link]:
 
 
 def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figures,
-                         ue_rates: dict[int, float] | None = None) -> SystemModel:
-    """``figures``: ``dtoee.run.StageFigures`` (latencies and bytes as the simulation uses them)."""
+                         ue_rates: dict[int, float] | None = None, split: str = CALIBRATION_SPLIT) -> SystemModel:
+    """``figures``: ``dtoee.run.StageFigures`` (latencies and bytes as the simulation uses them).
+    ``split``: the model's exit curves to use: the validation split (default; every policy
+    is computed from it), or "test" to score policies on the split the simulation draws."""
     num_stages = scenario.model.num_stages
     stage_latency_s = figures.latency_s
     rates: dict[str, float] = {node.name: 0.0 for node in scenario.nodes}
@@ -42,7 +46,7 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
     transfer = {1: figures.input_bytes + FRAME_HEADER_BYTES}
     for k in range(2, num_stages + 1):
         transfer[k] = figures.activation_bytes[k - 2] + FRAME_HEADER_BYTES
-    curves = {curve.stage: curve for curve in model.exit_curves()}
+    curves = {curve.stage: curve for curve in model.exit_curves(split=split)}
     return SystemModel(
         nodes=tuple(node.name for node in scenario.nodes),
         num_stages=num_stages,

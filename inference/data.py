@@ -1,8 +1,9 @@
 """Datasets: scikit-learn's digits (vision families) and a generated sequence task (decoder).
 
 All splits are stratified by label and fixed by the seed: train 60 %, validation 20 %,
-test 20 % (digits: 1078 / 359 / 360 samples). Only the test split feeds exit curves,
-replay tables and reported accuracies.
+test 20 % (digits: 1077 / 360 / 360 samples). The validation split picks the training epoch
+and feeds the exit curves every policy calibrates on; the test split feeds the samples a
+simulation draws and the accuracies reported (calibrate on one, evaluate on another).
 
 Decoder task, "signed vote" (``make_signed_vote``)
 --------------------------------------------------

@@ -1,14 +1,26 @@
-"""Replay tables and exit curves, computed on the test split only."""
+"""Replay tables and exit curves, each made from one named data split.
+
+Calibrate on one split, evaluate on another: exit curves that the optimizer and every
+policy read are made from the VALIDATION split (``CALIBRATION_SPLIT``); the simulation
+draws its samples from the TEST split (``EVALUATION_SPLIT``), so no threshold is tuned on
+the samples it is scored on.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+#: The split that exit curves, thresholds and every policy's inputs come from.
+CALIBRATION_SPLIT = "validation"
+#: The split the simulation draws its samples from, and reported accuracies are measured on.
+EVALUATION_SPLIT = "test"
+SPLITS = (CALIBRATION_SPLIT, EVALUATION_SPLIT)
+
 
 @dataclass(frozen=True)
 class ReplayTable:
-    """Per test sample n and exit k (column k-1): the exit head's confidence (max softmax,
+    """Per sample n (of one split) and exit k (column k-1): the exit head's confidence (max softmax,
     in [0, 1]) and predicted class, exactly as ``StagedModel.run_stage`` returns them."""
 
     confidence: np.ndarray  # [N, K] float64
@@ -29,25 +41,28 @@ class ReplayTable:
 
 @dataclass(frozen=True)
 class ExitCurve:
-    """Exit k as a function of the confidence threshold theta (over ALL test samples, as if
-    every task reached exit k; later exits in a run only see survivors of earlier ones).
+    """Exit k as a function of the confidence threshold theta (over ALL samples of ``split``,
+    as if every task reached exit k; later exits in a run only see survivors of earlier ones).
 
     thresholds [G]; exit_share [G]: share of tasks with confidence >= theta;
     accuracy_of_exited [G]: accuracy among those (nan where none exit);
-    test_accuracy: accuracy of exit k over all test samples (= at theta 0).
+    overall_accuracy: accuracy of exit k over all samples of the split (= at theta 0);
+    split: the data split it was made from ("validation" or "test"; "" if not said).
     """
 
     stage: int
     thresholds: np.ndarray
     exit_share: np.ndarray
     accuracy_of_exited: np.ndarray
-    test_accuracy: float
+    overall_accuracy: float
+    split: str = ""
 
 
 DEFAULT_GRID = np.linspace(0.0, 1.0, 101)
 
 
-def exit_curve(stage: int, confidence: np.ndarray, correct: np.ndarray, grid: np.ndarray | None = None) -> ExitCurve:
+def exit_curve(stage: int, confidence: np.ndarray, correct: np.ndarray, grid: np.ndarray | None = None,
+               split: str = "") -> ExitCurve:
     """Exit curve for one exit from per-sample confidence [N] and correctness [N] (bool)."""
     grid = DEFAULT_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1:
@@ -60,13 +75,16 @@ def exit_curve(stage: int, confidence: np.ndarray, correct: np.ndarray, grid: np
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(n_exit > 0, n_correct / np.maximum(n_exit, 1), np.nan)
     return ExitCurve(stage=stage, thresholds=grid.copy(), exit_share=n_exit / max(len(conf), 1),
-                     accuracy_of_exited=acc, test_accuracy=float(corr.mean()) if len(corr) else float("nan"))
+                     accuracy_of_exited=acc, overall_accuracy=float(corr.mean()) if len(corr) else float("nan"),
+                     split=split)
 
 
-def exit_curves(replay: ReplayTable, labels: np.ndarray, grid: np.ndarray | None = None) -> list[ExitCurve]:
-    """One ExitCurve per exit from a replay table and the true labels."""
+def exit_curves(replay: ReplayTable, labels: np.ndarray, grid: np.ndarray | None = None, split: str = "") -> list[ExitCurve]:
+    """One ExitCurve per exit from a replay table of ``split`` and that split's true labels."""
     labels = np.asarray(labels)
-    return [exit_curve(k + 1, replay.confidence[:, k], replay.predicted[:, k] == labels, grid)
+    if labels.shape != (replay.num_samples,):
+        raise ValueError(f"labels shape {labels.shape}: must be ({replay.num_samples},), one per replayed sample")
+    return [exit_curve(k + 1, replay.confidence[:, k], replay.predicted[:, k] == labels, grid, split)
             for k in range(replay.num_stages)]
 
 
@@ -75,7 +93,7 @@ def correct_exit_tradeoff(confidence: np.ndarray, correct: np.ndarray) -> tuple[
 
     Returns (exit_share [N+1], correct_share [N+1], threshold [N+1]): if the share e of tasks
     reaching this exit leaves (those with the highest confidence), correct_share is the share
-    of ALL tasks reaching it that exit AND are correct (A_k(e) in dtoee-method.md), and
+    of ALL tasks reaching it that exit AND are correct (A_k(e) in docs/method.md), and
     threshold the confidence that achieves it (inf at e = 0). Ties in confidence are kept
     together only approximately (stable sort order).
     """

@@ -1,7 +1,9 @@
 """Files for ``dtoee profile --model NAME --out DIR``: exits.csv, profile.json, a PNG plot.
 
 ``write_profile(name, out_dir)`` takes a trained family ("mlp", "resnet", "vit", "llama":
-everything MEASURED on this machine, accuracies on the test split) or a named large model
+everything MEASURED on this machine; exit curves on the validation split, which the optimizer
+calibrates on, and on the test split, which the simulation draws from; each figure in
+profile.json says its split) or a named large model
 ("llama-2-7b", "gpt2-xl", ...: everything ESTIMATED from the architecture and a measured
 matmul throughput; no exits.csv since no accuracy exists without the trained model).
 Plots use matplotlib's object API (no pyplot global state, no display needed).
@@ -17,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .configs import FAMILIES, config_to_dict
+from .exits import CALIBRATION_SPLIT, EVALUATION_SPLIT, SPLITS
 from .large_models import LARGE_MODELS, large_model_profile, total_params
 from .profiling import StageProfile
 from .staged import StagedModel, load_staged_model
@@ -29,12 +32,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_exits_csv(model: StagedModel, path: Path, grid: np.ndarray | None = None) -> None:
-    """One row per (exit, threshold): model, stage, threshold, exit_share, accuracy_of_exited
-    (empty where nobody exits), test_accuracy. Test split only."""
-    rows = ["model,stage,threshold,exit_share,accuracy_of_exited,test_accuracy"]
-    for c in model.exit_curves(grid):
-        for th, share, acc in zip(c.thresholds, c.exit_share, c.accuracy_of_exited):
-            rows.append(f"{model.name},{c.stage},{th:.6g},{share:.6g},{'' if np.isnan(acc) else f'{acc:.6g}'},{c.test_accuracy:.6g}")
+    """One row per (split, exit, threshold): model, split ("validation": what the optimizer
+    calibrates on; "test": what the simulation draws), stage, threshold, exit_share,
+    accuracy_of_exited (empty where nobody exits), overall_accuracy (of the exit over the split)."""
+    rows = ["model,split,stage,threshold,exit_share,accuracy_of_exited,overall_accuracy"]
+    for split in SPLITS:
+        for c in model.exit_curves(grid, split=split):
+            for th, share, acc in zip(c.thresholds, c.exit_share, c.accuracy_of_exited):
+                rows.append(f"{model.name},{split},{c.stage},{th:.6g},{share:.6g},"
+                            f"{'' if np.isnan(acc) else f'{acc:.6g}'},{c.overall_accuracy:.6g}")
     _atomic_write_text(path, "\n".join(rows) + "\n")
 
 
@@ -47,15 +53,26 @@ def profile_document(model: StagedModel) -> dict[str, Any]:
     return {
         "model": model.name, "family": model.family, "seed": model.seed, "estimated": False,
         "what_is_measured": "latency (batch 1, median and p95 wall time of stage block + exit head), "
-                            "accuracies and exit curves (test split); bytes and FLOPs counted from the real tensors",
+                            "accuracies and exit curves (split named per figure); bytes and FLOPs counted "
+                            "from the real tensors",
         "device": model.profile[0].device if model.profile else "",
         "config": config_to_dict(model.config), "num_stages": model.num_stages,
         "input_bytes": model.input_bytes, "result_bytes": model.result_bytes,
         "test_samples": int(len(model.test_labels)),
+        "validation_samples": int(len(model.validation_labels)),
         "exit_test_accuracy": model.exit_test_accuracy(),
+        "exit_validation_accuracy": model.exit_accuracy(CALIBRATION_SPLIT),
+        # best-epoch validation accuracy recorded by training (the epoch was picked on it)
         "val_accuracy": model.train_info.get("val_accuracy"),
         "train_seconds": model.train_info.get("train_seconds"),
         "stages": _stages_json(model.profile),
+        "data_splits": model.data_splits(),
+        "split_of": {
+            "exit_test_accuracy": EVALUATION_SPLIT, "test_samples": EVALUATION_SPLIT,
+            "exit_validation_accuracy": CALIBRATION_SPLIT, "validation_samples": CALIBRATION_SPLIT,
+            "val_accuracy": CALIBRATION_SPLIT,
+            "exits.csv": "column 'split' (both)", "stages": "test sample 0 (latency and bytes only)",
+        },
     }
 
 
@@ -75,17 +92,23 @@ def large_profile_document(name: str, profile: list[StageProfile], seq_len: int,
 
 
 def plot_measured(model: StagedModel, path: Path) -> None:
-    """PNG: exit share and accuracy of exited vs threshold per exit, and per-stage latency."""
-    curves = model.exit_curves()
+    """PNG: exit share and accuracy of exited vs threshold per exit (validation split solid:
+    what the optimizer calibrates on; test split dashed: what the simulation draws), and
+    per-stage latency."""
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
-    for c in curves:
-        ax1.plot(c.thresholds, c.exit_share, label=f"exit {c.stage} (test acc {c.test_accuracy:.3f})")
-        ax2.plot(c.thresholds, c.accuracy_of_exited, label=f"exit {c.stage}")
-    ax1.set(xlabel="confidence threshold", ylabel="share of tasks exiting", title="exit share (test split)")
-    ax2.set(xlabel="confidence threshold", ylabel="accuracy of exited tasks", title="accuracy of exited (test split)")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8)
+    for split, style in ((CALIBRATION_SPLIT, "-"), (EVALUATION_SPLIT, "--")):
+        for c in model.exit_curves(split=split):
+            color = f"C{c.stage - 1}"
+            ax1.plot(c.thresholds, c.exit_share, style, color=color,
+                     label=f"exit {c.stage} {split} (acc {c.overall_accuracy:.3f})")
+            ax2.plot(c.thresholds, c.accuracy_of_exited, style, color=color, label=f"exit {c.stage} {split}")
+    ax1.set(xlabel="confidence threshold", ylabel="share of tasks exiting",
+            title="exit share (validation solid, test dashed)")
+    ax2.set(xlabel="confidence threshold", ylabel="accuracy of exited tasks",
+            title="accuracy of exited (validation solid, test dashed)")
+    ax1.legend(fontsize=6)
+    ax2.legend(fontsize=6)
     ks = [p.stage for p in model.profile]
     ax3.bar(ks, [p.latency_s * 1e3 for p in model.profile], color="tab:blue", label="median")
     ax3.errorbar(ks, [p.latency_s * 1e3 for p in model.profile],

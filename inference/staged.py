@@ -1,5 +1,13 @@
 """StagedModel: a trained multi-exit network cut into K stages, with its test split,
-replay table and per-stage profile, trained once per (config, seed) and cached on disk.
+replay tables and per-stage profile, trained once per (config, seed) and cached on disk.
+
+Two splits, two jobs (calibrate on one, evaluate on another):
+
+* VALIDATION (``CALIBRATION_SPLIT``): the exit curves that the optimizer, DTO-EE and every
+  baseline read (``exit_curves()``), so thresholds are tuned on data they are never scored
+  on. (Training also uses it to pick the best epoch; it never sees the test split.)
+* TEST (``EVALUATION_SPLIT``): the samples the simulation draws (``sample``, the replay
+  executor's ``replay`` table) and the accuracies reported for a run.
 
 Threads and fork-safety: everything ``load_staged_model`` runs in torch (training, replay,
 profiling, building the net) runs under ``torch.set_num_threads(num_threads)`` (default 1)
@@ -7,7 +15,7 @@ and the caller's thread count is restored afterwards. With the default, no torch
 runs on >1 thread inside it, so a process may fork afterwards (ns-3 workers do) without
 the OpenMP hang. ``run_stage`` runs with whatever thread count the caller has set: a
 process that forks children should call ``torch.set_num_threads(1)`` before its own first
-torch op (see the team notes on ns-3 and fork). Profiles are measured with ``num_threads``
+torch op (docs/ns3-notes.md, "Reproducibility"). Profiles are measured with ``num_threads``
 threads and tagged with it.
 """
 from __future__ import annotations
@@ -25,13 +33,14 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from dtoee_cache import cache_root
 
 from ._seed import normalize_seed, scoped_deterministic, scoped_threads, scoped_torch_rng
 from .configs import (
     DEFAULT_TRAIN, FAMILIES, LlamaConfig, ModelConfig, TrainConfig, config_for_family, config_to_dict, family_of,
 )
 from .data import DataSplit, digits_split, signed_vote_split
-from .exits import ExitCurve, ReplayTable, exit_curves
+from .exits import CALIBRATION_SPLIT, EVALUATION_SPLIT, SPLITS, ExitCurve, ReplayTable, exit_curves
 from .nets import MultiExitNet, build_net, stage_param_bytes
 from .profiling import StageProfile, measured_stage_profile
 from .serialize import activation_size_bytes
@@ -67,13 +76,16 @@ class StagedModel:
     float32 images/features, or int64 token ids for "llama"), test_labels [N] int64,
     test_meta (per-sample tags, e.g. difficulty for "llama"), input_bytes (raw bytes of one
     input sample: numel * element size), result_bytes, profile (list of StageProfile),
-    replay (ReplayTable), train_info (dict), cache_path, loaded_from_cache.
+    replay (ReplayTable of the TEST split: what the simulation replays),
+    validation_labels [M] int64 and validation_replay (ReplayTable of the VALIDATION split:
+    what the exit curves are calibrated on), train_info (dict), cache_path, loaded_from_cache.
     """
 
     def __init__(self, *, family: str, config: ModelConfig, seed: int, net: MultiExitNet,
                  test_inputs: torch.Tensor, test_labels: np.ndarray, test_meta: dict[str, np.ndarray],
                  replay: ReplayTable, profile: list[StageProfile], train_info: dict[str, Any],
-                 cache_path: Path | None, loaded_from_cache: bool) -> None:
+                 cache_path: Path | None, loaded_from_cache: bool,
+                 validation_labels: np.ndarray | None = None, validation_replay: ReplayTable | None = None) -> None:
         self.name: str = _MODEL_NAMES[family]
         self.family = family
         self.config = config
@@ -86,6 +98,9 @@ class StagedModel:
         self.input_bytes: int = int(test_inputs[0].numel() * test_inputs.element_size())
         self.result_bytes: int = RESULT_BYTES
         self.replay = replay
+        self.validation_labels = np.zeros(0, np.int64) if validation_labels is None else validation_labels
+        self.validation_replay = (ReplayTable(np.zeros((0, net.num_stages)), np.zeros((0, net.num_stages), np.int64))
+                                  if validation_replay is None else validation_replay)
         self.profile = profile
         self.train_info = train_info
         self.cache_path = cache_path
@@ -115,9 +130,33 @@ class StagedModel:
         """Test sample n as (batch-1 input tensor, true label)."""
         return self.test_inputs[n:n + 1], int(self.test_labels[n])
 
-    def exit_curves(self, grid: np.ndarray | None = None) -> list[ExitCurve]:
-        """Per-exit curves on the test split (default grid: 0, 0.01, ..., 1)."""
-        return exit_curves(self.replay, self.test_labels, grid)
+    def _split(self, split: str) -> tuple[ReplayTable, np.ndarray]:
+        if split == CALIBRATION_SPLIT:
+            if self.validation_replay.num_samples == 0:
+                raise ValueError(f"{self.name}: no validation replay table; cannot calibrate exit curves")
+            return self.validation_replay, self.validation_labels
+        if split == EVALUATION_SPLIT:
+            return self.replay, self.test_labels
+        raise ValueError(f"split={split!r}: must be one of {SPLITS}")
+
+    def exit_curves(self, grid: np.ndarray | None = None, split: str = CALIBRATION_SPLIT) -> list[ExitCurve]:
+        """Per-exit curves (default grid: 0, 0.01, ..., 1) on ``split``: "validation" (the
+        default: what the optimizer and every policy calibrate on) or "test" (for reports)."""
+        replay, labels = self._split(split)
+        return exit_curves(replay, labels, grid, split=split)
+
+    def exit_accuracy(self, split: str) -> list[float]:
+        """Accuracy of each exit over every sample of ``split`` (fractions)."""
+        replay, labels = self._split(split)
+        return [float(a) for a in (replay.predicted == labels[:, None]).mean(axis=0)]
+
+    def data_splits(self) -> dict[str, Any]:
+        """Which split fed what (written to summary.json and profile.json)."""
+        return {
+            "exit_curves": CALIBRATION_SPLIT, "thresholds_and_policies": CALIBRATION_SPLIT,
+            "simulated_samples": EVALUATION_SPLIT, "reported_accuracy": EVALUATION_SPLIT,
+            "samples": {CALIBRATION_SPLIT: int(len(self.validation_labels)), EVALUATION_SPLIT: int(len(self.test_labels))},
+        }
 
     def measure_profile(self, repeats: int = 30, num_threads: int | None = 1) -> list[StageProfile]:
         """Measure the stages again on this machine (batch 1, ``num_threads`` torch threads,
@@ -129,14 +168,13 @@ class StagedModel:
 
     def exit_test_accuracy(self) -> list[float]:
         """Test accuracy of each exit (fractions)."""
-        return [float(a) for a in (self.replay.predicted == self.test_labels[:, None]).mean(axis=0)]
+        return self.exit_accuracy(EVALUATION_SPLIT)
 
 
 # ----------------------------------------------------------------------------- building blocks
 def default_cache_dir() -> Path:
-    """$DTOEE_CACHE, else ~/.cache/dtoee."""
-    env = os.environ.get("DTOEE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "dtoee"
+    """$DTOEE_CACHE, else ~/.cache/dtoee (one definition: :func:`dtoee_cache.cache_root`)."""
+    return cache_root()
 
 
 def cache_key(family: str, config: ModelConfig, train: TrainConfig, seed: int) -> str:
@@ -222,6 +260,8 @@ def _train_and_package(family: str, config: ModelConfig, train: TrainConfig, see
                         replay=ReplayTable(np.zeros((0, 1)), np.zeros((0, 1), np.int64)), profile=[],
                         train_info=info, cache_path=None, loaded_from_cache=False)
     model.replay = compute_replay(model.run_stage, model.test_inputs, model.num_stages)
+    model.validation_labels = data.val_y.numpy().astype(np.int64)
+    model.validation_replay = compute_replay(model.run_stage, data.val_x, model.num_stages)
     model.profile = profile_model(model, repeats=profile_repeats)
     info["test_accuracy"] = model.exit_test_accuracy()
     blob = {
@@ -230,21 +270,41 @@ def _train_and_package(family: str, config: ModelConfig, train: TrainConfig, see
         "test_labels": torch.from_numpy(model.test_labels), "test_meta": _meta_to_tensors(model.test_meta),
         "replay_confidence": torch.from_numpy(model.replay.confidence),
         "replay_predicted": torch.from_numpy(model.replay.predicted),
+        **_validation_entries(model),
         "profile": [p.to_dict() for p in model.profile], "train_info": info,
     }
     return model, blob
 
 
-def _from_blob(blob: dict[str, Any], family: str, config: ModelConfig, seed: int, path: Path) -> StagedModel:
+def _validation_entries(model: StagedModel) -> dict[str, torch.Tensor]:
+    return {"validation_labels": torch.from_numpy(model.validation_labels),
+            "validation_replay_confidence": torch.from_numpy(model.validation_replay.confidence),
+            "validation_replay_predicted": torch.from_numpy(model.validation_replay.predicted)}
+
+
+def _from_blob(blob: dict[str, Any], family: str, config: ModelConfig, seed: int, path: Path) -> tuple[StagedModel, bool]:
+    """The cached model, and whether the blob lacked the validation replay (cache files written
+    before calibration moved to the validation split): it is then computed here, from the same
+    seed-fixed split, with ``run_stage`` itself; the caller writes it back."""
     net = _new_net(config, seed)
     net.load_state_dict(blob["state_dict"])
     net.eval()
-    return StagedModel(
+    model = StagedModel(
         family=family, config=config, seed=seed, net=net, test_inputs=blob["test_inputs"],
         test_labels=blob["test_labels"].numpy(), test_meta={k: v.numpy() for k, v in blob["test_meta"].items()},
         replay=ReplayTable(blob["replay_confidence"].numpy(), blob["replay_predicted"].numpy()),
         profile=[StageProfile.from_dict(p) for p in blob["profile"]], train_info=dict(blob["train_info"]),
         cache_path=path, loaded_from_cache=True)
+    if "validation_labels" in blob:
+        model.validation_labels = blob["validation_labels"].numpy()
+        model.validation_replay = ReplayTable(blob["validation_replay_confidence"].numpy(),
+                                              blob["validation_replay_predicted"].numpy())
+        return model, False
+    data = build_data(family, config, seed)
+    model.validation_labels = data.val_y.numpy().astype(np.int64)
+    model.validation_replay = compute_replay(model.run_stage, data.val_x, model.num_stages)
+    blob.update(_validation_entries(model))
+    return model, True
 
 
 def load_staged_model(family: str = "mlp", seed: int = 0, cache_dir: str | os.PathLike[str] | None = None, *,
@@ -275,7 +335,10 @@ def load_staged_model(family: str = "mlp", seed: int = 0, cache_dir: str | os.Pa
         if path.exists() and not retrain:
             try:
                 blob = torch.load(path, weights_only=True)
-                return _from_blob(blob, family, config, seed, path)
+                model, upgraded = _from_blob(blob, family, config, seed, path)
+                if upgraded:
+                    _atomic_torch_save(blob, path)
+                return model
             except Exception as exc:  # unreadable / stale file: train again and overwrite
                 warnings.warn(f"cache file {path} unreadable ({exc!r}); retraining", RuntimeWarning, stacklevel=2)
         model, blob = _train_and_package(family, config, train, seed, profile_repeats)

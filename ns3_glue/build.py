@@ -1,10 +1,12 @@
 """Build (once) and load the C++ half of ns3_glue against the installed ns3 wheel.
 
-The library is compiled by CMake from the repository's ``CMakeLists.txt`` on first use and
-cached under ``$DTOEE_CACHE/glue/<hash>`` (default ``~/.cache/dtoee``), the hash covering the
-C++ sources, the CMake file and the ns3 wheel's location; later runs load it in
-milliseconds. ``dtoee build`` does the same ahead of time. This avoids putting ns3 in a
-PEP 517 build environment, which would rebuild cppyy there (ns3-notes.md).
+The library is compiled by CMake from ``ns3_glue/CMakeLists.txt`` (part of the package, so
+a clone, an editable install, ``pip install .`` and an installed wheel all carry it) on first
+use and cached under ``$DTOEE_CACHE/glue/<hash>`` (default ``~/.cache/dtoee``), the hash
+covering the C++ sources, the CMake file and the ns3 wheel's location; later runs load it in
+milliseconds. ``dtoee build`` does the same ahead of time. Building at first use rather than
+at install time avoids putting ns3 in a PEP 517 build environment, which would rebuild cppyy
+there (docs/ns3-notes.md). Nothing is ever written inside the installed package.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dtoee_cache import cache_root  # the one definition of the cache folder (not a project layer)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 CPP_DIR = PACKAGE_DIR / "cpp"
 HEADER = CPP_DIR / "dtoee_glue.h"
 SOURCES = (HEADER, CPP_DIR / "dtoee_glue.cc")
+CMAKE_FILE = PACKAGE_DIR / "CMakeLists.txt"
 LIBRARY_NAME = "libdtoee_glue.so"
 
-
-def cache_root() -> Path:
-    """Folder for cached builds, models and profiles: ``$DTOEE_CACHE`` or ``~/.cache/dtoee``."""
-    return Path(os.environ.get("DTOEE_CACHE", Path.home() / ".cache" / "dtoee"))
+__all__ = ["build_library", "cache_root", "load_glue", "ns3_root"]
 
 
 def ns3_root() -> Path:
@@ -39,17 +41,16 @@ def ns3_root() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _cmake_file() -> Path:
-    # Editable installs find CMakeLists.txt in the repository; a wheel install ships a copy.
-    for candidate in (PACKAGE_DIR.parent / "CMakeLists.txt", PACKAGE_DIR / "CMakeLists.txt"):
-        if candidate.exists():
-            return candidate
-    raise RuntimeError(f"CMakeLists.txt not found beside {PACKAGE_DIR}")
+def _check_sources() -> None:
+    missing = [str(path) for path in (*SOURCES, CMAKE_FILE) if not path.is_file()]
+    if missing:
+        raise RuntimeError(f"ns3_glue is installed without its C++ sources ({', '.join(missing)}): "
+                           "reinstall dtoee-sim (they are package data of ns3_glue)")
 
 
 def _build_hash(root: Path) -> str:
     digest = hashlib.sha256(str(root).encode())
-    for path in (*SOURCES, _cmake_file()):
+    for path in (*SOURCES, CMAKE_FILE):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -57,11 +58,12 @@ def _build_hash(root: Path) -> str:
 def build_library(verbose: bool = False) -> Path:
     """Compile the glue library if no cached build matches; return the ``.so`` path."""
     root = ns3_root()
+    _check_sources()
     target_dir = cache_root() / "glue" / _build_hash(root)
     library = target_dir / LIBRARY_NAME
     if library.exists():
         return library
-    source_dir = _cmake_file().parent
+    source_dir = PACKAGE_DIR
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target_dir.parent) as scratch:
         build_dir = Path(scratch) / "build"
@@ -103,7 +105,7 @@ def load_glue():
     return ns, cppyy.gbl.dtoee
 
 
-# Printed by cling on every import of the wheel; harmless (ns3-notes.md). Only lines that
+# Printed by cling on every import of the wheel; harmless (docs/ns3-notes.md). Only lines that
 # contain it are dropped: everything else written to stderr meanwhile is passed on.
 KNOWN_IMPORT_NOISE = "[runStaticInitializersOnce]: Failed to materialize symbols"
 

@@ -130,7 +130,8 @@ class ExitCurveData:
                 thresholds=getattr(curve, "thresholds"),
                 exit_share=getattr(curve, "exit_share"),
                 accuracy_of_exited=getattr(curve, "accuracy_of_exited"),
-                test_accuracy=getattr(curve, "test_accuracy", None),
+                # inference's ExitCurve calls it overall_accuracy (on whichever split it was made)
+                test_accuracy=getattr(curve, "overall_accuracy", getattr(curve, "test_accuracy", None)),
             )
         except AttributeError as exc:
             raise ValueError(f"exit curve {curve!r} lacks an attribute: {exc}") from None

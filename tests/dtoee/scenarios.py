@@ -21,7 +21,7 @@ SMALL_CITY = {
         {"node": "bs0", "count": 2, "rate_per_s": 4.0, "radius_m": 100.0},
         {"node": "bs2", "count": 2, "rate_per_s": 4.0, "radius_m": 100.0},
     ],
-    "policy": {"default_threshold": 0.9},
+    "policy": {"fixed_threshold": 0.9},
 }
 
 
@@ -30,6 +30,10 @@ def scenario(base: dict = SMALL_CITY, **sections) -> Scenario:
     data = copy.deepcopy(base)
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
+            if key == "policy" and {"fixed_threshold", "default_threshold"} & set(value):
+                # one field under two names (default_threshold is deprecated): the one given wins
+                data[key].pop("fixed_threshold", None)
+                data[key].pop("default_threshold", None)
             data[key].update(value)
         else:
             data[key] = value

@@ -25,7 +25,7 @@ LINE = dict(
     nodes=[{"name": "bs0", "stages": [1]}, {"name": "bs1", "stages": [1, 2, 3]},
            {"name": "bs2", "stages": [2, 3]}],
     ue_groups=[{"node": "bs0", "count": 2, "rate_per_s": 15.0}],
-    policy={"default_threshold": 0.99},
+    policy={"fixed_threshold": 0.99},
 )
 
 
@@ -99,7 +99,7 @@ def test_backhaul_packet_loss_is_repaired_by_tcp(ns3_session, tmp_path):
 def test_overload_drops_queue_full_and_bounds_the_queue(ns3_session, tmp_path):
     overloaded = dict(LINE, nodes=[{"name": "bs0", "stages": [1, 2, 3], "queue_capacity": 5},
                                    {"name": "bs1", "stages": [2, 3]}, {"name": "bs2", "stages": [3]}],
-                      policy={"default_threshold": 0.0},
+                      policy={"fixed_threshold": 0.0},
                       ue_groups=[{"node": "bs0", "count": 2, "rate_per_s": 100.0}])  # rho = 200 x 0.02 = 4
     summary = run_isolated(scenario(**overloaded), tmp_path)
     tasks = pd.read_parquet(tmp_path / "tasks.parquet")

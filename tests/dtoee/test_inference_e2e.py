@@ -27,7 +27,7 @@ TWO_NODES = dict(
 
 
 def test_threshold_zero_at_stage_one_exits_everything_there(ns3_session, tmp_path):
-    run_isolated(scenario(**TWO_NODES, policy={"default_threshold": 0.0}), tmp_path)
+    run_isolated(scenario(**TWO_NODES, policy={"fixed_threshold": 0.0}), tmp_path)
     tasks = pd.read_parquet(tmp_path / "tasks.parquet")
     assert len(tasks) > 20 and (tasks["status"] == "completed").all()
     assert (tasks["exit_stage"] == 1).all()
@@ -36,7 +36,7 @@ def test_threshold_zero_at_stage_one_exits_everything_there(ns3_session, tmp_pat
 def test_unreachable_thresholds_send_everything_to_the_last_exit(ns3_session, mlp_model, tmp_path):
     K = mlp_model.num_stages
     assert mlp_model.replay.confidence[:, : K - 1].max() < 1.0  # so threshold 1 is unreachable
-    run_isolated(scenario(**TWO_NODES, policy={"default_threshold": 1.0}), tmp_path)
+    run_isolated(scenario(**TWO_NODES, policy={"fixed_threshold": 1.0}), tmp_path)
     tasks = pd.read_parquet(tmp_path / "tasks.parquet")
     done = tasks[tasks["status"] == "completed"]
     assert len(done) == len(tasks) > 20
@@ -59,7 +59,7 @@ def test_unreachable_thresholds_send_everything_to_the_last_exit(ns3_session, ml
 def test_live_and_replay_make_the_same_decisions(ns3_session, tmp_path):
     live_dir, replay_dir = tmp_path / "live", tmp_path / "replay"
     common = dict(TWO_NODES, radio={"enabled": True}, ue_groups=[{"node": "bs0", "count": 2, "rate_per_s": 8.0}],
-                  policy={"default_threshold": 0.9})
+                  policy={"fixed_threshold": 0.9})
     live = run_isolated(scenario(**common, model={"family": "mlp", "num_stages": 3, "mode": "live",
                                                   "stage_latency_s": [0.02, 0.025, 0.025]}), live_dir)
     run_isolated(scenario(**common, model={"family": "mlp", "num_stages": 3, "mode": "replay",
@@ -76,7 +76,7 @@ def test_large_model_figures_drive_service_times_and_offload_bytes(ns3_session, 
     sc = scenario(**TWO_NODES, model={"family": "llama", "num_stages": 3, "large_model": "llama-2-7b",
                                       "seq_len": 128, "device_flops": 2e14, "activation_dtype": "fp16",
                                       "stage_latency_s": None},
-                  policy={"default_threshold": 0.99})
+                  policy={"fixed_threshold": 0.99})
     summary = run_isolated(sc, tmp_path)
     profile = large_model_profile("llama-2-7b", 3, 2e14, seq_len=128)
     assert summary["stage_figures_estimated"] is True

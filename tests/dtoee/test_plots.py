@@ -1,5 +1,6 @@
-"""Plot helpers: a delay axis goes logarithmic only when the means span more than 10x, and a
-lower interval bar never reaches zero or below (it could not be drawn on a log axis)."""
+"""Plot helpers: a delay axis goes logarithmic only when the means span more than 10x; every
+interval bar is the real 95% interval (never clipped), and where one reaches zero or below a
+wide axis is symlog, not log, and the plot says so."""
 
 from __future__ import annotations
 
@@ -23,25 +24,38 @@ def test_log_scale_only_for_wide_ranges(means, expected):
     plt.close(fig)
 
 
-def test_lower_bar_is_clipped_above_zero_and_upper_bar_kept():
-    fig, ax = plt.subplots()
-    _errorbar(ax, [0.6, 1.0], [(1120.0, 3058.0), (50.0, 2.0)], "random")
+def _bar_ends(ax):
     segments = ax.collections[0].get_segments()  # the vertical interval bars
-    lows = sorted(min(seg[:, 1]) for seg in segments)
-    highs = sorted(max(seg[:, 1]) for seg in segments)
-    assert lows == pytest.approx([11.2, 48.0])  # 1120 - 0.99 * 1120, and 50 - 2 (not clipped)
+    return sorted(min(seg[:, 1]) for seg in segments), sorted(max(seg[:, 1]) for seg in segments)
+
+
+def test_interval_is_drawn_as_it_is_and_a_wide_axis_turns_symlog_and_says_so():
+    fig, ax = plt.subplots()
+    drawn = _errorbar(ax, [0.6, 1.0], [(1120.0, 3058.0), (50.0, 2.0)], "random")
+    lows, highs = _bar_ends(ax)
+    assert lows == pytest.approx([1120.0 - 3058.0, 48.0])  # not clipped: the t-interval crosses zero
     assert highs == pytest.approx([52.0, 4178.0])
-    assert all(low > 0 for low in lows)
+    _log_if_wide(ax, drawn)
+    assert ax.get_yscale() == "symlog"  # a log axis could not show the part below zero
+    assert any("symlog" in text.get_text() and "0 or below" in text.get_text() for text in ax.texts)
     plt.close(fig)
 
 
-def test_bounded_yerr_floor_zero_stops_bars_at_zero():
-    from dtoee.plots import _bounded_yerr
+def test_wide_axis_with_positive_intervals_is_log_without_a_note():
+    fig, ax = plt.subplots()
+    _log_if_wide(ax, _errorbar(ax, [0.6, 1.0], [(1120.0, 300.0), (50.0, 2.0)], "random"))
+    assert ax.get_yscale() == "log" and not ax.texts
+    assert _bar_ends(ax)[0] == pytest.approx([48.0, 820.0])
+    plt.close(fig)
 
-    means, (lower, upper) = _bounded_yerr([(0.22, 0.36), (0.5, 0.1), (0.3, float("nan"))], 0.0)
-    assert means.tolist() == [0.22, 0.5, 0.3]
-    assert lower.tolist() == pytest.approx([0.22, 0.1, 0.0])
-    assert upper.tolist() == pytest.approx([0.36, 0.1, 0.0])
+
+def test_bar_chart_intervals_count_too():
+    from dtoee.plots import _interval_lows
+
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [0.22, 0.5], yerr=[0.36, 0.1])
+    assert sorted(_interval_lows(ax)) == pytest.approx([0.22 - 0.36, 0.4])
+    plt.close(fig)
 
 
 def test_run_delay_cdf_describes_the_tasks_the_summary_does(tmp_path, monkeypatch):

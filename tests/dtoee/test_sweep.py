@@ -50,7 +50,7 @@ node = "bs1"
 count = 2
 rate_per_s = 5.0
 [policy]
-default_threshold = 0.9
+fixed_threshold = 0.9
 """
 
 FIGURES = ["tasks_generated", "counts_by_status.completed", "counts_by_status.lost", "delay_s.mean", "delay_s.p95",

@@ -10,8 +10,14 @@ from inference.report import write_profile
 def test_write_profile_measured(mlp, cache_dir, tmp_path):
     paths = write_profile("mlp", tmp_path / "out", cache_dir=cache_dir)
     rows = list(csv.DictReader(open(paths["exits_csv"])))
-    assert len(rows) == mlp.num_stages * 101 and rows[0]["threshold"] == "0" and rows[0]["exit_share"] == "1"
+    assert len(rows) == 2 * mlp.num_stages * 101 and rows[0]["threshold"] == "0" and rows[0]["exit_share"] == "1"
+    assert {r["split"] for r in rows} == {"validation", "test"}
     doc = json.loads(paths["profile_json"].read_text())
+    # every accuracy or sample count in profile.json names its split
+    figures = [key for key in doc if "accuracy" in key or key.endswith("_samples")]
+    assert figures and set(figures) <= set(doc["split_of"])
+    assert doc["data_splits"]["exit_curves"] == "validation" and doc["data_splits"]["simulated_samples"] == "test"
+    assert doc["exit_validation_accuracy"] == pytest.approx(mlp.exit_accuracy("validation"))
     assert doc["estimated"] is False and len(doc["stages"]) == mlp.num_stages
     assert doc["exit_test_accuracy"] == pytest.approx(mlp.exit_test_accuracy())
     assert paths["plot_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

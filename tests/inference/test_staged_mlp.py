@@ -79,7 +79,7 @@ def test_exit_curves_sanity(mlp):
         assert isinstance(c, ExitCurve)
         assert c.exit_share[0] == 1.0 and c.exit_share[-1] == 0.0
         assert np.isnan(c.accuracy_of_exited[-1])
-        assert c.accuracy_of_exited[0] == pytest.approx(c.test_accuracy)
+        assert c.accuracy_of_exited[0] == pytest.approx(c.overall_accuracy) and c.split == "validation"
     default = mlp.exit_curves()
     assert all(np.all(np.diff(c.exit_share) <= 0) for c in default)
 
@@ -88,7 +88,8 @@ def test_last_exit_at_least_first(mlp):
     acc = mlp.exit_test_accuracy()
     assert acc[-1] >= acc[0]
     assert acc[-1] > 0.9
-    assert acc == pytest.approx([c.test_accuracy for c in mlp.exit_curves()])
+    assert acc == pytest.approx([c.overall_accuracy for c in mlp.exit_curves(split="test")])
+    assert mlp.exit_accuracy("validation") == pytest.approx([c.overall_accuracy for c in mlp.exit_curves()])
 
 
 def test_cache_reuse(mlp, cache_dir):

@@ -87,5 +87,12 @@ def test_optimize_report_is_json_and_consistent():
     gaps = [r["gap"] for r in report["rounds"]]
     assert gaps[-1] == pytest.approx(report["dtoee"]["gap"]) and gaps[-1] <= 0.01
     assert report["dtoee"]["rounds_to_gap"] is not None
-    assert set(report["baselines"]) == set(BASELINES)
+    scored = report["evaluation"]["policies"]
+    assert set(scored) == set(BASELINES) | {"optimum", "dtoee"}
+    # one scoring function: raw curves for every policy; the hull figure only where optimised
+    for name in BASELINES:
+        assert scored[name]["hull_model"] is None
+    assert scored["optimum"]["gap"] == 0.0
+    assert scored["dtoee"]["hull_model"]["objective"] == pytest.approx(report["dtoee"]["objective"])
+    assert scored["dtoee"]["objective"] == pytest.approx(report["dtoee"]["curve_evaluation"]["objective"])
     assert json.loads(text)["dtoee"]["x"]
