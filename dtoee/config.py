@@ -180,8 +180,11 @@ class UeGroupConfig(_Frozen):
 
 
 POLICY_KINDS = (
-    "static", "dtoee", "dtoee-converged", "optimum", "fixed-threshold-load-proportional",
-    "fixed-threshold-greedy-sed", "no-early-exit", "random-offloading",
+    "static", "dtoee", "dtoee-converged", "optimum",
+    "static-load-proportional", "static-greedy-sed", "static-no-early-exit", "static-random",
+    "dispatch-sed", "dispatch-jsq", "dispatch-po2", "dispatch-sed-tuned",
+    # former names of the static baselines (optimizer.registry.ALIASES)
+    "fixed-threshold-load-proportional", "fixed-threshold-greedy-sed", "no-early-exit", "random-offloading",
 )
 
 
@@ -193,13 +196,16 @@ class PolicyConfig(_Frozen):
     locally when the node hosts the stage, else split over its hosts in proportion to their
     speed (load-proportional). ``"dtoee"``: the distributed optimizer, every ``period_s``,
     with its messages on the simulated backhaul. The other kinds are the baselines and the
-    centralised optimum of ``optimizer/`` (``fixed_threshold`` is the baselines' threshold).
+    centralised optimum of ``optimizer/`` (``fixed_threshold`` is the baselines' threshold;
+    ``optimizer.registry`` lists them). The adaptive kinds (``dtoee``, ``dispatch-*``) also
+    probe every idle path each period with a message of ``probe_bytes``.
     """
 
     kind: Literal[POLICY_KINDS] = "static"
     w: float = Field(0.5, ge=0, le=1e6, description="seconds of mean delay worth one unit of accuracy")
     period_s: float = Field(1.0, gt=0, le=1e6, description="DTO-EE update period")
     control_message_bytes: int = Field(64, ge=1, le=1 << 20)
+    probe_bytes: int = Field(64, ge=1, le=1 << 20, description="size of a path probe (adaptive kinds)")
     fixed_threshold: float = Field(0.8, ge=0, le=1)
     default_threshold: float = Field(0.8, ge=0, le=1)
     thresholds: dict[str, list[float]] = Field(default_factory=dict)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dtoee.config import Scenario, ScenarioError
+from dtoee.config import Scenario, ScenarioError, backhaul_pairs
 from dtoee.cosim import CoSimulation, FaultHandling, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
 from dtoee.control import POLICY_COLUMNS, ControlPlane, PolicyLog
@@ -28,7 +28,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
-from ns3_glue.network import Ns3Network, UePlacement
+from ns3_glue.network import Ns3Network, UePlacement, backhaul_routes
 
 
 def place_ues(scenario: Scenario, rng: np.random.Generator) -> list[UePlacement]:
@@ -140,15 +140,17 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
                            scenario.faults.transfer_timeout_s)
+    group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
     cosim = CoSimulation(
         network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
         duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
+        next_hop=backhaul_routes([n.name for n in scenario.nodes], backhaul_pairs(scenario)),
+        ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
     )
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
-    cosim.path_was_down = control.path_was_down  # needs the event history
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     cosim.start()
     control.start()

@@ -12,6 +12,8 @@ on its test split.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from dtoee.config import Scenario, backhaul_pairs
 from ns3_glue.network import UePlacement, backhaul_routes
 from optimizer.system import Link, SystemModel
@@ -19,7 +21,20 @@ from optimizer.system import Link, SystemModel
 FRAME_HEADER_BYTES = 16
 
 
+def route_hops(next_hop: Mapping[tuple[str, str], str], source: str, target: str) -> list[tuple[str, str]]:
+    """The backhaul links (here, next) that the route from ``source`` to ``target`` crosses,
+    in order, from a next-hop table {(src, dst): next node} (``backhaul_routes``)."""
+    hops, here = [], source
+    while here != target:
+        hop = next_hop[(here, target)]
+        hops.append((here, hop))
+        here = hop
+    return hops
+
+
 def logical_links(scenario: Scenario) -> dict[tuple[str, str], Link]:
+    """The configured path i -> j for every pair of servers: capacity = the bottleneck
+    link rate on its route, propagation = the sum of the route's link delays."""
     names = [node.name for node in scenario.nodes]
     pairs = backhaul_pairs(scenario)
     by_ends = {}
@@ -28,13 +43,9 @@ def logical_links(scenario: Scenario) -> dict[tuple[str, str], Link]:
     next_hop = backhaul_routes(names, pairs)
     links = {}
     for (source, target) in next_hop:
-        here, bottleneck_bps, delay_s = source, float("inf"), 0.0
-        while here != target:
-            hop = next_hop[(here, target)]
-            rate, delay = by_ends[(here, hop)]
-            bottleneck_bps, delay_s = min(bottleneck_bps, rate), delay_s + delay
-            here = hop
-        links[(source, target)] = Link(capacity_bytes_per_s=bottleneck_bps / 8.0, propagation_s=delay_s)
+        hops = [by_ends[hop] for hop in route_hops(next_hop, source, target)]
+        links[(source, target)] = Link(capacity_bytes_per_s=min(rate for rate, _ in hops) / 8.0,
+                                       propagation_s=sum(delay for _, delay in hops))
     return links
 
 
