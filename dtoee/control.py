@@ -157,7 +157,7 @@ class ControlPlane:
         self._probe_idle_paths()
         self.log.snapshot(now, self.policy, self.scenario)
         self.log.estimates(now, self.knowledge)
-        if now + self.policy.period_s <= self.cosim.duration_s:  # no updates while draining
+        if now + self.policy.period_s <= self.scenario.simulation.duration_s:  # no updates while draining
             self.net.call_later(self.policy.period_s, self._tick)
 
     def _rate(self, key: tuple, count: float, period: float) -> float:

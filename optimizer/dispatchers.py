@@ -33,9 +33,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from optimizer.baselines import DEFAULT_THRESHOLD, fixed_thresholds, load_proportional
+from optimizer.baselines import DEFAULT_THRESHOLD, fixed_thresholds, greedy_shortest_expected_delay, load_proportional
 from optimizer.policy import ControlMessage, NodeMeasurements, TaskDecision
-from optimizer.system import NodeName, SystemModel
+from optimizer.system import NodeName, SystemModel, evaluate_policy
 
 RULES = ("sed", "jsq", "po2")
 STATE_KIND = "state"
@@ -179,9 +179,6 @@ def tuned_threshold(system: SystemModel, grid: np.ndarray | None = None) -> tupl
 
     Returns (threshold, {threshold: best objective}).
     """
-    from optimizer.baselines import greedy_shortest_expected_delay
-    from optimizer.system import evaluate_policy
-
     grid = np.linspace(0.0, 1.0, 21) if grid is None else np.asarray(grid, float)
     scores = {}
     for theta in grid:
