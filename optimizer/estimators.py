@@ -26,6 +26,9 @@ co-simulation and any other runtime can feed them, and tests run in milliseconds
       C_ij = 1 / beta   [bytes/s]
 
   Before the first sample the configured (provisioned) path rate and delay are the prior.
+  A minimum filter follows a fall in delay at once and a rise only after ``delay_window``
+  newer samples; a transfer of a few hundred bytes cannot measure a fast path's rate, so
+  with small activations the rate stays at its prior (which is then what matters least).
 
 Estimates change only when :meth:`add` is called with a completed measurement; nothing
 else (a scenario event, the configuration) moves them.
