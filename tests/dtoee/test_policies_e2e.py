@@ -50,7 +50,7 @@ def test_dtoee_control_messages_are_packets_on_the_backhaul(ns3_session, tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["static-load-proportional", "static-greedy-sed", "static-no-early-exit",
-                                  "static-random", "optimum", "fixed-threshold-greedy-sed"])
+                                  "static-random", "optimum", "fixed-threshold-greedy-sed", "dispatch-sed-tuned"])
 def test_every_policy_kind_runs_and_conserves_tasks(ns3_session, tmp_path, kind):
     sc = scenario(**LINE, simulation={"duration_s": 4.0, "drain_s": 2.0, "seed": 3, "progress": False},
                   policy={"kind": kind})
