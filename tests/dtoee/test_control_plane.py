@@ -143,3 +143,24 @@ def test_ue_rate_event_changes_the_group_and_counts_reach_the_node():
     told = {round(m.now_s): m for m in _told(policy, "bs0")}
     assert told[8].external_arrivals_per_s > 2 * told[4].external_arrivals_per_s
     assert told[8].arrivals_per_s[1] == pytest.approx(told[8].external_arrivals_per_s, rel=0.3)
+
+
+def test_control_plane_uses_only_the_cosimulation_interface():
+    """control.py reaches the co-simulation through its documented interface only (no
+    ``cosim.nodes``, ``cosim.ues``, ``cosim.trace``, ...)."""
+    import ast
+    import inspect
+
+    import dtoee.control
+
+    tree = ast.parse(inspect.getsource(dtoee.control))
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "cosim") or (
+                    isinstance(owner, ast.Attribute) and owner.attr == "cosim"):
+                used.add(node.attr)
+    interface = {"take_counters", "tasks_present", "is_alive", "apply_event", "send_control", "observe",
+                 "control_sent", "control_delivered", "now"}
+    assert used and used <= interface, used - interface
