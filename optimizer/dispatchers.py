@@ -21,8 +21,8 @@ that reported once and then stayed silent for ``3 x period_s`` is presumed down 
 while another host is left (a health check); a host that never reported counts as empty.
 
 ``offload_probabilities(i, k)`` reports the shares of i's choices over its last control
-period (load-proportional before it chose anything), so ``policy.parquet`` shows where the
-dispatcher actually sent work.
+period in which it routed stage-k tasks (load-proportional before any), so
+``policy.parquet`` shows where the dispatcher actually sent work.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class Dispatcher:
         for key in [key for key in self._counts if key[0] == node]:
             counts = self._counts.pop(key)
             total = sum(counts.values())
-            self._shares[key] = {j: counts.get(j, 0) / total for j in self._prior[key]} if total else {}
+            if total:  # a period without tasks keeps the shares of the last one with some
+                self._shares[key] = {j: counts.get(j, 0) / total for j in self._prior[key]}
         payload = {"kind": STATE_KIND, "at_s": float(measurements.now_s),
                    "tasks_present": int(measurements.tasks_present),
                    "rate_per_s": {str(k): float(v) for k, v in measurements.service_rate_per_s.items()}}
