@@ -32,8 +32,8 @@ from dtoee.sweep import run_sweep
 DEFAULT_SCENARIO = "scenarios/paper_comparison.toml"
 DEFAULT_LOADS = (0.6, 1.0, 1.4)
 DEFAULT_SEEDS = "1-3"
-DEFAULT_POLICIES = ("dtoee", "fixed-threshold-load-proportional", "fixed-threshold-greedy-sed",
-                    "no-early-exit", "random-offloading")
+DEFAULT_POLICIES = ("dtoee", "dispatch-sed-tuned", "dispatch-sed", "dispatch-jsq", "dispatch-po2", "static-greedy-sed",
+                    "static-load-proportional", "static-no-early-exit")
 COMPARISON_COLUMNS = [
     "load", "policy", "seeds", "mean_delay_ms", "mean_delay_ci95_ms", "p95_delay_ms", "accuracy", "accuracy_ci95",
     "completed_share", "reference", "delay_reduction_pct", "delay_reduction_ci95_pct", "accuracy_gain_pts",

@@ -181,8 +181,11 @@ class UeGroupConfig(_Frozen):
 
 
 POLICY_KINDS = (
-    "static", "dtoee", "dtoee-converged", "optimum", "fixed-threshold-load-proportional",
-    "fixed-threshold-greedy-sed", "no-early-exit", "random-offloading",
+    "static", "dtoee", "dtoee-converged", "optimum",
+    "static-load-proportional", "static-greedy-sed", "static-no-early-exit", "static-random",
+    "dispatch-sed", "dispatch-jsq", "dispatch-po2", "dispatch-sed-tuned",
+    # former names of the static baselines (optimizer.registry.ALIASES)
+    "fixed-threshold-load-proportional", "fixed-threshold-greedy-sed", "no-early-exit", "random-offloading",
 )
 
 
@@ -194,18 +197,21 @@ class PolicyConfig(_Frozen):
     locally when the node hosts the stage, else split over its hosts in proportion to their
     speed (load-proportional). ``"dtoee"``: the distributed optimizer, every ``period_s``,
     with its messages on the simulated backhaul. The other kinds are the baselines and the
-    centralised optimum of ``optimizer/``.
+    centralised optimum of ``optimizer/`` (``optimizer.registry`` lists them). The adaptive
+    kinds (``dtoee``, ``dispatch-*``) also probe every idle path each period with a message of
+    ``probe_bytes``.
 
     ``fixed_threshold``: theta wherever no per-node threshold is given: every threshold of the
-    fixed-threshold baselines, and the static policy's value for nodes not in ``thresholds``.
-    ``default_threshold`` is its deprecated alias (the same field; giving both with different
-    values is an error).
+    fixed-threshold baselines and dispatchers, and the static policy's value for nodes not in
+    ``thresholds``. ``default_threshold`` is its deprecated alias (the same field; giving both
+    with different values is an error).
     """
 
     kind: Literal[POLICY_KINDS] = "static"
     w: float = Field(0.5, ge=0, le=1e6, description="seconds of mean delay worth one unit of accuracy")
     period_s: float = Field(1.0, gt=0, le=1e6, description="DTO-EE update period")
     control_message_bytes: int = Field(64, ge=1, le=1 << 20)
+    probe_bytes: int = Field(64, ge=1, le=1 << 20, description="size of a path probe (adaptive kinds)")
     fixed_threshold: float = Field(0.8, ge=0, le=1, validation_alias=AliasChoices("fixed_threshold", "default_threshold"),
                                    description="theta wherever no per-node threshold is given")
     thresholds: dict[str, list[float]] = Field(default_factory=dict)

@@ -21,19 +21,23 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from dtoee.topology import route
 from dtoee.trace import Trace
 from ns3_glue.network import UePlacement, node_endpoint, ue_endpoint
-from optimizer.policy import Policy
+from optimizer.policy import Policy, TaskDecision
 
 
 class Network(Protocol):
     def now(self) -> float: ...
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None: ...
     def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None: ...
+    # for scenario events (CoSimulation.apply_event)
+    def set_link_rate(self, a: str, b: str, rate_bps: float) -> None: ...
+    def set_link_up(self, a: str, b: str, up: bool) -> None: ...
 
 
 class StageExecutor(Protocol):
@@ -87,7 +91,8 @@ class NodeState:
     busy_time_s: float = 0.0
     completed_services: int = 0
     max_queue_length: int = 0
-    # Local measurements, reset by whoever reads them (the control plane, each period).
+    # Local counts over the current measurement window; read and reset by
+    # CoSimulation.take_counters (the control plane asks for them each period).
     external_arrivals: int = 0                                  # tasks from its own UEs
     stage_arrivals: dict[int, int] = field(default_factory=dict)  # Lambda_j^k counts
     stage_routed: dict[int, int] = field(default_factory=dict)    # phi_j^k counts
@@ -123,7 +128,44 @@ class FaultHandling:
     transfer_timeout_s: float | None = None
 
 
+@dataclass(frozen=True)
+class NodeCounters:
+    """What one node counted over a measurement window (``CoSimulation.take_counters``).
+
+    Attributes:
+        window_s: length of the window.
+        external_arrivals: tasks from the node's own UEs.
+        stage_arrivals: {stage k: tasks that joined its stage-k queue} (Lambda_j^k x window).
+        stage_routed: {stage k: tasks it routed for stage k, itself included} (phi_j^k x window).
+        mean_tasks_present: time average of the tasks queued or in service.
+        tasks_present: tasks queued or in service at the end of the window.
+    """
+
+    window_s: float
+    external_arrivals: int
+    stage_arrivals: Mapping[int, int]
+    stage_routed: Mapping[int, int]
+    mean_tasks_present: float
+    tasks_present: int
+
+
+class Observer(Protocol):
+    """Told of each completed service and node-to-node transfer (what a node can measure:
+    the server its own service times; the receiver of a transfer its arrival, reported to
+    the sender)."""
+
+    def service_done(self, node: str, stage: int, duration_s: float) -> None: ...
+    def transfer_done(self, src: str, dst: str, payload_bytes: int, start_s: float, end_s: float) -> None: ...
+
+
 class CoSimulation:
+    """The task logic, and the one place where scenario events change the world.
+
+    What the control plane may use (and nothing else): ``take_counters``, ``tasks_present``,
+    ``is_alive``, ``apply_event``, ``send_control`` (with ``control_sent`` /
+    ``control_delivered``), ``observe`` (service and transfer completions), ``now``.
+    """
+
     def __init__(
         self,
         *,
@@ -138,8 +180,12 @@ class CoSimulation:
         rngs: dict[str, np.random.Generator],
         trace: Trace,
         faults: FaultHandling = FaultHandling(),
-        path_was_down: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
+        next_hop: Mapping[tuple[str, str], str] | None = None,
+        ue_groups: Sequence[Sequence[int]] = (),
     ) -> None:
+        """``next_hop``: backhaul routing table {(src, dst): next node} (to blame a timeout on
+        a link that was down); ``ue_groups``: the UE indices of each scenario UE group (for
+        ``ue_rate`` events)."""
         self.net = network
         self.executor = executor
         self.policy = policy
@@ -151,7 +197,13 @@ class CoSimulation:
         self.rngs = rngs
         self.trace = trace
         self.faults = faults
-        self.path_was_down = path_was_down
+        self.next_hop = dict(next_hop or {})
+        self.ue_groups = [list(group) for group in ue_groups]
+        self.down_intervals: dict[frozenset, list[list]] = {}  # link -> [[down_s, up_s or None]]
+        self.control_sent = 0
+        self.control_delivered = 0
+        self._observers: list[Observer] = []
+        self._choose = getattr(policy, "choose", None)  # a per-task dispatcher (TaskDispatcher)
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -200,6 +252,13 @@ class CoSimulation:
     def _route(self, task: Task, here: str) -> None:
         routed = self.nodes[here].stage_routed
         routed[task.stage] = routed.get(task.stage, 0) + 1
+        if self._choose is not None:
+            decision = TaskDecision(here, task.stage, task.payload_bytes, self.net.now(),
+                                    self.nodes[here].tasks_present(), task.avoid)
+            target = self._choose(decision, self.rngs["routing"])
+            if target is None:
+                return self._lose(task, "node_crash")  # every host it could go to crashed under it
+            return self._send_to(task, here, target)
         probabilities = {h: p for h, p in self.policy.offload_probabilities(here, task.stage).items()
                          if h not in task.avoid}
         if not probabilities or sum(probabilities.values()) <= 0:
@@ -207,6 +266,9 @@ class CoSimulation:
         weights = np.fromiter(probabilities.values(), float)
         hosts = list(probabilities)
         target = hosts[self.rngs["routing"].choice(len(hosts), p=weights / weights.sum())]
+        self._send_to(task, here, target)
+
+    def _send_to(self, task: Task, here: str, target: str) -> None:
         task.sender = here
         if target == here:
             self._enqueue(task, here)
@@ -247,6 +309,8 @@ class CoSimulation:
         node.busy_time_s += now - start_s
         node.completed_services += 1
         stage = task.stage
+        for observer in self._observers:
+            observer.service_done(node.name, stage, now - start_s)
         confidence, predicted, activation_bytes = self.executor.run(task, stage)
         exits = stage == self.executor.num_stages or confidence >= self.policy.threshold(node.name, stage)
         self.trace.hop(task.task_id, "service", node.name, node.name, stage, 0, start_s, now,
@@ -315,6 +379,7 @@ class CoSimulation:
 
         def delivered() -> None:
             arrived.append(True)
+            self._transferred(src, dst, payload_bytes, start_s)
             if task.status != "in_flight":
                 return  # lost meanwhile (timeout): a late delivery changes nothing
             self.trace.hop(task.task_id, kind, src, dst, task.stage, payload_bytes, start_s, self.net.now())
@@ -327,3 +392,102 @@ class CoSimulation:
         self.net.send(src, dst, payload_bytes, delivered)
         if self.faults.transfer_timeout_s is not None:
             self.net.call_later(self.faults.transfer_timeout_s, timed_out)
+
+    def _transferred(self, src: str, dst: str, payload_bytes: int, start_s: float) -> None:
+        if self._observers and src.startswith("node:") and dst.startswith("node:"):
+            now = self.net.now()
+            for observer in self._observers:
+                observer.transfer_done(src[5:], dst[5:], payload_bytes, start_s, now)
+
+    # The control plane's interface ----------------------------------------------------------
+    def now(self) -> float:
+        return self.net.now()
+
+    def observe(self, observer: Observer) -> None:
+        """Tell ``observer`` of every completed service and node-to-node transfer from now on."""
+        self._observers.append(observer)
+
+    def is_alive(self, name: str) -> bool:
+        return self.nodes[name].alive
+
+    def tasks_present(self, name: str) -> int:
+        return self.nodes[name].tasks_present()
+
+    def take_counters(self, name: str, window_s: float) -> NodeCounters:
+        """Node ``name``'s counts since the last call (a window of ``window_s``), then reset."""
+        node = self.nodes[name]
+        node.note_change(self.net.now())
+        counters = NodeCounters(
+            window_s=window_s, external_arrivals=node.external_arrivals,
+            stage_arrivals=dict(node.stage_arrivals), stage_routed=dict(node.stage_routed),
+            mean_tasks_present=node.tasks_present_area / window_s if window_s > 0 else 0.0,
+            tasks_present=node.tasks_present(),
+        )
+        node.stage_arrivals, node.stage_routed, node.external_arrivals = {}, {}, 0
+        node.tasks_present_area = 0.0
+        return counters
+
+    def send_control(self, src: str, dst: str, size_bytes: int, on_delivered: Callable[[], None],
+                     kind: str = "control") -> None:
+        """Carry a control-plane message of ``size_bytes`` from node ``src`` to node ``dst`` as
+        real packets; it appears in the hop trace as ``kind`` (``control``: counted in
+        ``control_sent``/``control_delivered``; ``probe``: a path probe). ``on_delivered``
+        runs on arrival if ``dst`` is up then."""
+        source, target, start_s = node_endpoint(src), node_endpoint(dst), self.net.now()
+        if kind == "control":
+            self.control_sent += 1
+
+        def delivered() -> None:
+            if kind == "control":
+                self.control_delivered += 1
+            self.trace.hop(-1, kind, source, target, 0, size_bytes, start_s, self.net.now())
+            self._transferred(source, target, size_bytes, start_s)
+            if self.nodes[dst].alive:
+                on_delivered()
+
+        self.net.send(source, target, size_bytes, delivered)
+
+    # Events: the one place where the world changes -------------------------------------------
+    def apply_event(self, event) -> None:
+        """Apply a scenario event (``dtoee.config.EventConfig``) to the world now. Nobody's
+        knowledge changes: agents learn of it only through what they measure afterwards."""
+        kind = event.kind
+        if kind == "ue_rate":
+            for index in self.ue_groups[event.ue_group]:
+                self.set_ue_rate(self._ue_by_index[index], event.rate_per_s)
+        elif kind == "node_speed":
+            node = self.nodes[event.node]
+            node.speed_factor = event.speed_factor  # services started from now on
+        elif kind == "node_crash":
+            self.crash(event.node)
+        elif kind == "node_recover":
+            self.recover(event.node)
+        elif kind in ("link_down", "link_up"):
+            intervals = self.down_intervals.setdefault(frozenset((event.a, event.b)), [])
+            if kind == "link_down":
+                intervals.append([self.net.now(), None])
+            else:
+                for interval in intervals:
+                    if interval[1] is None:
+                        interval[1] = self.net.now()
+            self.net.set_link_up(event.a, event.b, kind == "link_up")
+        elif kind == "link_rate":
+            self.net.set_link_rate(event.a, event.b, event.rate_bps)
+        else:
+            raise ValueError(f"unknown event kind {kind!r}")
+
+    @property
+    def _ue_by_index(self) -> dict[int, UePlacement]:
+        return {ue.index: ue for ue in self.ues}
+
+    def path_was_down(self, src: str, dst: str, since_s: float) -> bool:
+        """Was any backhaul link on the route between endpoints src and dst down at some
+        time in [since_s, now]? (UE legs cross no backhaul link.)"""
+        if not (src.startswith("node:") and dst.startswith("node:")):
+            return False
+        path = route(self.next_hop, src[5:], dst[5:])
+        for here, hop in zip(path, path[1:]):
+            for start, end in self.down_intervals.get(frozenset((here, hop)), []):
+                if end is None or end >= since_s:
+                    return True
+        return False

@@ -1,9 +1,11 @@
-"""Policies from the scenario's ``[policy]`` table (the registry of policy kinds)."""
+"""The policy a scenario's ``[policy]`` table names: its own ``static`` table, or a kind of
+the registry (``optimizer.registry``) built on the scenario's SystemModel."""
 
 from __future__ import annotations
 
 from dtoee.config import Scenario
 from optimizer.policy import Policy, StaticPolicy
+from optimizer.registry import PolicyOptions, build_policy as build_registered
 
 
 def default_offload(scenario: Scenario, node: str, stage: int) -> dict[str, float]:
@@ -36,15 +38,9 @@ def build_policy(scenario: Scenario, system=None) -> Policy:
     config = scenario.policy
     if config.kind == "static":
         return static_policy(scenario)
-    from optimizer.baselines import make_policy
-
-    if config.kind == "dtoee":
-        return make_policy("dtoee", system, period_s=config.period_s, message_bytes=config.control_message_bytes)
-    if config.kind in ("fixed-threshold-load-proportional", "fixed-threshold-greedy-sed"):
-        return make_policy(config.kind, system, threshold=config.fixed_threshold)
-    if config.kind == "random-offloading":
-        return make_policy(config.kind, system, threshold=config.fixed_threshold, seed=scenario.simulation.seed)
-    return make_policy(config.kind, system)  # dtoee-converged, optimum, no-early-exit
+    options = PolicyOptions(threshold=config.fixed_threshold, seed=scenario.simulation.seed,
+                            period_s=config.period_s, message_bytes=config.control_message_bytes)
+    return build_registered(config.kind, system, options)
 
 
 def is_adaptive(policy) -> bool:

@@ -28,6 +28,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
+from dtoee.topology import backhaul_graph, next_hops
 from ns3_glue.network import Ns3Network, UePlacement
 
 
@@ -140,15 +141,17 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
                            scenario.faults.transfer_timeout_s)
+    group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
     cosim = CoSimulation(
         network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
         duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
+        next_hop=next_hops(backhaul_graph(scenario)),
+        ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
     )
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
-    cosim.path_was_down = control.path_was_down  # needs the event history
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     cosim.start()
     control.start()

@@ -9,6 +9,9 @@ Pure Python + numpy/cvxpy; never imports ns-3 or torch. Modules:
 * :mod:`optimizer.marginals`    DTO-R / DTO-O marginals and local solves (pure functions)
 * :mod:`optimizer.centralized`  the convex program (cvxpy, Clarabel) and the gap definition
 * :mod:`optimizer.dtoee`        node agents, ``run_in_memory``, ``DtoeePolicy``
-* :mod:`optimizer.baselines`    baseline policies, ``BASELINES``, ``make_policy``
+* :mod:`optimizer.baselines`    static (offline) baselines, ``BASELINES``
+* :mod:`optimizer.dispatchers`  per-task dispatchers (SED, JSQ, power of two) and the tuned threshold
+* :mod:`optimizer.estimators`   what a node estimates from its own services and transfers
+* :mod:`optimizer.registry`     the one registry of policy kinds, ``make_policy``, aliases
 * :mod:`optimizer.report`       ``optimize_report`` (for ``dtoee optimize``)
 """

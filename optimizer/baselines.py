@@ -1,26 +1,32 @@
-"""Baseline policies to compare DTO-EE against, each tuned as its authors would run it.
+"""Static (offline) baselines: a strategy computed once from the prior, never changed in a run.
 
 All return a :class:`~optimizer.policy.StaticPolicy` covering every decision point of the
 system (``SystemModel.decision_keys``); the last exit's threshold is 0 (it takes everything).
+The per-task dispatchers that react to state reports are in :mod:`optimizer.dispatchers`;
+every policy is built by name through :mod:`optimizer.registry`.
 
-* ``fixed-threshold-load-proportional``: every exit uses one threshold (a scenario parameter,
-  default 0.8); node i splits its stage-k tasks over the hosts it reaches in proportion to
-  their service rates ``mu_j^k``.
-* ``fixed-threshold-greedy-sed``: same threshold; offloading is the static equilibrium of a
-  greedy *shortest expected delay* dispatcher: the flow is handed out in small increments,
-  round-robin over the senders, each increment to the host with the least expected delay
-  ``(b_k/C_ij)/(1 - u_ij) + p_ij + (1/mu_j^k)/(1 - rho_j)`` under the load so far.
-* ``no-early-exit``: thresholds 1 (no early exit: every task runs every stage), offloading
-  optimised by DTO-EE with the thresholds frozen.
-* ``random-offloading``: fixed threshold; each x_i^k drawn uniformly at random (seeded).
+* ``static-load-proportional`` (alias ``fixed-threshold-load-proportional``): every exit
+  uses one threshold (a scenario parameter, default 0.8); node i splits its stage-k tasks
+  over the hosts it reaches in proportion to their service rates ``mu_j^k``.
+* ``static-greedy-sed`` (alias ``fixed-threshold-greedy-sed``): same threshold; offloading
+  is the static equilibrium of a greedy *shortest expected delay* dispatcher: the flow is
+  handed out in small increments, round-robin over the senders, each increment to the
+  host with the least expected delay ``(b_k/C_ij)/(1 - u_ij) + p_ij + (1/mu_j^k)/(1 - rho_j)``
+  under the load so far.
+* ``static-no-early-exit`` (alias ``no-early-exit``): thresholds 1 (no early exit: every
+  task runs every stage), offloading optimised by DTO-EE with the thresholds frozen.
+* ``static-random`` (alias ``random-offloading``): fixed threshold; each x_i^k drawn
+  uniformly at random (seeded).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
 
+from optimizer.dtoee import DtoeeConfig, run_in_memory
 from optimizer.exit_curves import exit_share_at
 from optimizer.policy import StaticPolicy
 from optimizer.system import NodeName, SystemModel
@@ -110,10 +116,6 @@ def _expected_delay_s(system: SystemModel, rho, util, i: NodeName, j: NodeName, 
 
 def no_early_exit(system: SystemModel, *, rounds: int = 300, config: Any = None) -> StaticPolicy:
     """Thresholds 1 (last exit 0); offloading from DTO-EE run with the thresholds frozen."""
-    from dataclasses import replace
-
-    from optimizer.dtoee import DtoeeConfig, run_in_memory
-
     config = replace(config or DtoeeConfig(), early_exit=False)
     history = run_in_memory(system, rounds, config=config)
     return StaticPolicy(history.x, fixed_thresholds(system, 1.0), default_threshold=1.0)
@@ -133,49 +135,9 @@ def random_offloading(
 
 
 BASELINES: dict[str, Callable[..., StaticPolicy]] = {
-    "fixed-threshold-load-proportional": load_proportional,
-    "fixed-threshold-greedy-sed": greedy_shortest_expected_delay,
-    "no-early-exit": no_early_exit,
-    "random-offloading": random_offloading,
+    "static-load-proportional": load_proportional,
+    "static-greedy-sed": greedy_shortest_expected_delay,
+    "static-no-early-exit": no_early_exit,
+    "static-random": random_offloading,
 }
-
-
-def _dtoee_adaptive(system: SystemModel, **kw: Any):
-    from optimizer.dtoee import DtoeePolicy
-
-    return DtoeePolicy(system, **kw)
-
-
-def _dtoee_converged(system: SystemModel, **kw: Any):
-    from optimizer.dtoee import converged_policy
-
-    return converged_policy(system, **kw)
-
-
-def _optimum(system: SystemModel, **kw: Any):
-    from optimizer.centralized import solve_centralized
-
-    if kw:
-        raise ValueError(f"'optimum' takes no options, got {sorted(kw)}")
-    solution = solve_centralized(system)
-    if not solution.x:
-        raise ValueError(f"the centralised problem was not solved: {solution.status}")
-    return StaticPolicy(solution.x, solution.theta, default_threshold=0.0)
-
-
-POLICIES: dict[str, Callable[..., Any]] = {
-    **BASELINES,
-    "dtoee": _dtoee_adaptive,
-    "dtoee-converged": _dtoee_converged,
-    "optimum": _optimum,
-}
-
-
-def make_policy(name: str, system: SystemModel, **kw: Any):
-    """Build a policy by name: a baseline, ``dtoee`` (adaptive DtoeePolicy), ``dtoee-converged``
-    (StaticPolicy of the in-memory DTO-EE result) or ``optimum`` (centralised cvxpy)."""
-    try:
-        factory = POLICIES[name]
-    except KeyError:
-        raise ValueError(f"unknown policy {name!r}; allowed: {sorted(POLICIES)}") from None
-    return factory(system, **kw)
+"""The offline baselines: a strategy computed once from the prior, never changed in a run."""

@@ -14,6 +14,11 @@ messages its neighbours sent it, and the node returns the messages to send on. T
 co-simulation carries those messages as real packets; it never lets one node read
 another node's state directly.
 
+Per-task dispatchers (shortest expected delay, join-the-shortest-queue, ...) also implement
+:class:`TaskDispatcher`: each time a task leaves a node for its next stage the
+co-simulation asks ``choose(decision, rng)`` for the host, instead of drawing one from
+``offload_probabilities`` (which then reports the shares of recent choices).
+
 Like Gymnasium's ``Env``, the contract is tiny and typed; metrics and logging are added
 by wrapping, not by editing a policy.
 """
@@ -49,11 +54,15 @@ class NodeMeasurements:
         arrivals_per_s: {stage k: measured stage-k arrival rate Lambda_j^k at this node}.
         external_arrivals_per_s: measured rate of new tasks from this node's own UEs (lambda_i).
         forwarded_per_s: {stage k: rate of tasks this node sent on for stage k} (phi_i^k).
-        service_rate_per_s: {stage k: mu_j^k, from the profiled stage latency and node speed}.
+        service_rate_per_s: {stage k: mu_j^k, estimated from the durations of the services
+            this node completed (the profile at its configured speed before any)}.
         mean_queue_length: time-averaged number of tasks at this node (queued + in service).
-        link_rate_bps: {neighbour: measured rate of this node's outgoing link to it}.
-        link_delay_s: {neighbour: measured mean one-way delay of recent messages}.
+        link_rate_bps: {host j: rate of the path to j, estimated from the transfers on it
+            that completed (the configured rate before any)}.
+        link_delay_s: {host j: one-way delay of the path to j, from its small transfers
+            (control messages, probes)}.
         now_s: simulated time at the end of the window.
+        tasks_present: tasks queued or in service at this node at ``now_s``.
     """
 
     node: NodeName
@@ -66,6 +75,7 @@ class NodeMeasurements:
     link_rate_bps: Mapping[NodeName, float] = field(default_factory=dict)
     link_delay_s: Mapping[NodeName, float] = field(default_factory=dict)
     now_s: float = 0.0
+    tasks_present: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,37 @@ class AdaptivePolicy(Policy, Protocol):
         inbox: list[ControlMessage],
     ) -> list[ControlMessage]:
         """Update ``node``'s own strategy and thresholds; return messages to send."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskDecision:
+    """What a node knows when one task leaves it for its next stage (a dispatcher's observation).
+
+    Attributes:
+        node: the node routing the task (i).
+        stage: the stage the task needs next (k).
+        payload_bytes: what an offload of it carries (b_k).
+        now_s: simulated time.
+        tasks_present: tasks queued or in service at ``node`` now (its own, exact).
+        exclude: hosts that crashed under this task; it must not go there again.
+    """
+
+    node: NodeName
+    stage: int
+    payload_bytes: int
+    now_s: float
+    tasks_present: int = 0
+    exclude: frozenset = frozenset()
+
+
+@runtime_checkable
+class TaskDispatcher(AdaptivePolicy, Protocol):
+    """An adaptive policy that picks the host of each task as it leaves a node."""
+
+    def choose(self, decision: TaskDecision, rng: Any) -> NodeName | None:
+        """The host of ``decision.stage`` for this task (``rng``: a numpy Generator for any
+        randomness); None when no host is left to try."""
         ...
 
 

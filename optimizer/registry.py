@@ -1,0 +1,99 @@
+"""The one registry of policy kinds: name -> how to build it from a :class:`SystemModel`.
+
+Every policy a scenario can name (except ``static``, which is the scenario's own table and
+is built in ``dtoee.policies``) is here, with the options it takes. To add a policy, write
+its factory ``f(system, **options)`` and add one :class:`PolicyEntry`.
+
+Options (``PolicyOptions``) common to the kinds: ``threshold`` (the fixed threshold of the
+baselines and dispatchers), ``seed``, ``period_s`` and ``message_bytes`` (of the adaptive
+ones' control messages). Each entry names which it takes; ``build_policy`` passes just those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+from optimizer.baselines import BASELINES
+from optimizer.centralized import solve_centralized
+from optimizer.dispatchers import Dispatcher, tuned_threshold
+from optimizer.dtoee import DtoeePolicy, converged_policy
+from optimizer.policy import StaticPolicy
+from optimizer.system import SystemModel
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    threshold: float = 0.8
+    seed: int = 0
+    period_s: float = 1.0
+    message_bytes: int = 64
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """factory(system, **options) -> policy; ``options``: the PolicyOptions fields it takes;
+    ``adaptive``: it runs in the control plane every period; ``group``: what it stands for."""
+
+    factory: Callable[..., Any]
+    options: tuple[str, ...]
+    adaptive: bool
+    group: str
+
+
+def _optimum(system: SystemModel, **kw: Any) -> StaticPolicy:
+    if kw:
+        raise ValueError(f"'optimum' takes no options, got {sorted(kw)}")
+    solution = solve_centralized(system)
+    if not solution.x:
+        raise ValueError(f"the centralised problem was not solved: {solution.status}")
+    return StaticPolicy(solution.x, solution.theta, default_threshold=0.0)
+
+
+def _tuned_sed(system: SystemModel, **kw: Any) -> Dispatcher:
+    threshold, _scores = tuned_threshold(system)
+    return Dispatcher(system, rule="sed", threshold=threshold, **kw)
+
+
+_DISPATCH = ("period_s", "message_bytes")
+POLICIES: dict[str, PolicyEntry] = {
+    "dtoee": PolicyEntry(DtoeePolicy, _DISPATCH, True, "distributed optimizer"),
+    "dtoee-converged": PolicyEntry(converged_policy, (), False, "reference"),
+    "optimum": PolicyEntry(_optimum, (), False, "reference"),
+    "static-load-proportional": PolicyEntry(BASELINES["static-load-proportional"], ("threshold",), False, "static"),
+    "static-greedy-sed": PolicyEntry(BASELINES["static-greedy-sed"], ("threshold",), False, "static"),
+    "static-no-early-exit": PolicyEntry(BASELINES["static-no-early-exit"], (), False, "static"),
+    "static-random": PolicyEntry(BASELINES["static-random"], ("threshold", "seed"), False, "static"),
+    "dispatch-sed": PolicyEntry(partial(Dispatcher, rule="sed"), ("threshold",) + _DISPATCH, True, "dispatcher"),
+    "dispatch-jsq": PolicyEntry(partial(Dispatcher, rule="jsq"), ("threshold",) + _DISPATCH, True, "dispatcher"),
+    "dispatch-po2": PolicyEntry(partial(Dispatcher, rule="po2"), ("threshold",) + _DISPATCH, True, "dispatcher"),
+    "dispatch-sed-tuned": PolicyEntry(_tuned_sed, _DISPATCH, True, "dispatcher"),
+}
+
+ALIASES: dict[str, str] = {
+    "fixed-threshold-load-proportional": "static-load-proportional",
+    "fixed-threshold-greedy-sed": "static-greedy-sed",
+    "no-early-exit": "static-no-early-exit",
+    "random-offloading": "static-random",
+}
+"""Former names, still accepted (scenario files, sweeps and tables that use them)."""
+
+
+def canonical(name: str) -> str:
+    """The registry name of ``name`` (an alias resolves to its entry); ValueError if unknown."""
+    name = ALIASES.get(name, name)
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; allowed: {sorted(POLICIES) + sorted(ALIASES)}")
+    return name
+
+
+def make_policy(name: str, system: SystemModel, **kw: Any):
+    """Build policy ``name`` (or an alias) on ``system`` with the keyword options given."""
+    return POLICIES[canonical(name)].factory(system, **kw)
+
+
+def build_policy(name: str, system: SystemModel, options: PolicyOptions = PolicyOptions()):
+    """Build policy ``name`` with those of ``options`` that its entry takes."""
+    entry = POLICIES[canonical(name)]
+    return entry.factory(system, **{option: getattr(options, option) for option in entry.options})
