@@ -32,7 +32,7 @@ def _policies_inputs(scenario, model):
     optimum = CentralizedSolver(system).solve()
     history = run_in_memory(system, 40)
     baselines = {name: strategy_of_policy(system, factory(system))[1]
-                 for name, factory in BASELINES.items() if name != "no-early-exit"}
+                 for name, factory in BASELINES.items() if name != "static-no-early-exit"}
     return system, optimum.theta, history.theta, baselines
 
 

@@ -28,7 +28,7 @@ def test_optimize_writes_into_a_directory_and_scores_every_policy_once(mlp_model
     printed = capsys.readouterr().out
     report = json.loads((out / "optimize.json").read_text())
     policies = report["evaluation"]["policies"]
-    assert {"optimum", "dtoee", "fixed-threshold-load-proportional"} <= set(policies)
+    assert {"optimum", "dtoee", "static-load-proportional"} <= set(policies)
     assert "test split" in report["evaluation"]["name"] and report["data_splits"]["evaluation"] == "test"
     assert report["data_splits"]["policies_computed_from"] == "validation"
     table = printed[printed.index("every policy on one evaluation"):]
@@ -36,7 +36,7 @@ def test_optimize_writes_into_a_directory_and_scores_every_policy_once(mlp_model
         line = next(row for row in table.splitlines() if row.startswith(name + " "))
         assert f"{entry['mean_delay_s'] * 1e3:.2f}" in line and f"{entry['accuracy']:.4f}" in line
     # the hull figure is printed beside the raw one only for the policies that optimised it
-    assert policies["fixed-threshold-load-proportional"]["hull_model"] is None
+    assert policies["static-load-proportional"]["hull_model"] is None
     hull = policies["optimum"]["hull_model"]
     optimum_line = next(row for row in table.splitlines() if row.startswith("optimum "))
     differs = abs(hull["objective"] - policies["optimum"]["objective"]) > 1e-9
