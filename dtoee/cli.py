@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dtoee.config import ScenarioError, load_scenario
+from dtoee.trace import check_output_dir, check_output_file
 
 
 def _scenario(args):
@@ -25,9 +26,10 @@ def cmd_run(args) -> int:
     if args.pcap:
         scenario = scenario.model_copy(update={"output": scenario.output.model_copy(update={"pcap": True})})
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.simulation.seed}"
+    check_output_dir(out, "--out")
     from dtoee.run import run_scenario
 
-    summary = run_scenario(scenario, out, progress=not args.no_progress)
+    summary = run_scenario(scenario, out, progress=not args.no_progress, allow_large=args.allow_large)
     delay = summary["delay_s"]
     mean = f"{delay['mean'] * 1e3:.1f} ms" if delay["mean"] is not None else "n/a"
     p95 = f"{delay['p95'] * 1e3:.1f} ms" if delay["p95"] is not None else "n/a"
@@ -46,7 +48,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """The loader's checks, then every check ``run`` makes before ns-3 (``dtoee.run.preflight``)."""
     scenario = _scenario(args)
+    import torch
+
+    torch.set_num_threads(1)
+    from dtoee.run import preflight
+
+    preflight(scenario, allow_large=args.allow_large)
     print(json.dumps(scenario.model_dump(mode="json"), indent=2) if args.dump else f"{args.scenario}: valid "
           f"(hash {scenario.content_hash()})")
     return 0
@@ -57,21 +66,18 @@ def scenario_system(scenario):
     import torch
 
     torch.set_num_threads(1)
-    from dtoee.run import check_memory, load_model, place_ues, stage_figures
-    from dtoee.seeding import numpy_streams
+    from dtoee.run import preflight
     from dtoee.system_model import system_from_scenario
 
-    model = load_model(scenario)
-    figures = stage_figures(scenario, model)
-    check_memory(scenario, figures)
-    rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
-    return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), figures)
+    setup = preflight(scenario, allow_large=True)  # no tasks are simulated here
+    return setup.system or system_from_scenario(scenario, setup.model, setup.ues, setup.figures)
 
 
 def cmd_optimize(args) -> int:
     from optimizer.report import optimize_report
 
     scenario = _scenario(args)
+    check_output_file(args.out, "--out")
     report = optimize_report(scenario_system(scenario), rounds=args.rounds)
     print(f"{'round':>5} {'objective':>12} {'delay ms':>9} {'accuracy':>8} {'gap':>9}")
     for row in report["rounds"]:
@@ -101,6 +107,7 @@ def cmd_profile(args) -> int:
     torch.set_num_threads(1)
     from inference.report import write_profile
 
+    check_output_dir(args.out, "--out")
     try:
         paths = write_profile(args.model, args.out, seed=args.seed, num_stages=args.stages,
                               device_flops=args.device_flops, seq_len=args.seq_len)
@@ -109,6 +116,9 @@ def cmd_profile(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
+
+
+ALLOW_LARGE_HELP = "run even if the expected tasks (rate x duration) would not fit in the memory available"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario field")
     run.add_argument("--pcap", action="store_true", help="write pcap per device into OUT/pcap")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--allow-large", action="store_true", help=ALLOW_LARGE_HELP)
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario without running it")
     validate.add_argument("scenario")
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
     validate.add_argument("--dump", action="store_true", help="print it with every default filled in")
+    validate.add_argument("--allow-large", action="store_true", help=ALLOW_LARGE_HELP)
     validate.set_defaults(func=cmd_validate)
 
     optimize = sub.add_parser("optimize", help="DTO-EE in memory vs the centralised cvxpy optimum")

@@ -86,7 +86,7 @@ class NodeState:
     in_service: dict = field(default_factory=dict)  # task_id -> task
     busy_time_s: float = 0.0
     completed_services: int = 0
-    max_queue_length: int = 0
+    max_queue_length: int = 0     # most tasks waiting (not in service) at any time
     # Local measurements, reset by whoever reads them (the control plane, each period).
     external_arrivals: int = 0                                  # tasks from its own UEs
     stage_arrivals: dict[int, int] = field(default_factory=dict)  # Lambda_j^k counts
@@ -225,8 +225,10 @@ class CoSimulation:
         node.stage_arrivals[task.stage] = node.stage_arrivals.get(task.stage, 0) + 1
         node.note_change(self.net.now())
         node.queue.append((task, self.net.now(), sent_s if sent_s is not None else self.net.now()))
-        node.max_queue_length = max(node.max_queue_length, len(node.queue))
         self._serve_next(node)
+        # Tasks waiting once the arrival has settled (a free server takes it at once): never
+        # above queue_capacity, as the hops show.
+        node.max_queue_length = max(node.max_queue_length, len(node.queue))
 
     def _serve_next(self, node: NodeState) -> None:
         while node.busy < node.servers and node.queue:
