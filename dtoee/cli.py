@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if type(error).__name__ == "Terminated":  # dtoee.run.Terminated, from SIGTERM
             print("dtoee: terminated (SIGTERM); partial traces written", file=sys.stderr)
             return 143
+        if type(error).__name__ == "TracesNotWritten":  # dtoee.run.TracesNotWritten: nothing to point to
+            print(f"dtoee: the traces could not be written: {error}", file=sys.stderr)
+            return 1
         import traceback
 
         traceback.print_exc()

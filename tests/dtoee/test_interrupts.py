@@ -128,3 +128,16 @@ def test_max_queue_length_never_exceeds_the_capacity(ns3_session, tmp_path):
     start_s = services["start_s"].to_numpy()
     waiting = [int(((enqueue <= t) & (start_s > t)).sum()) for t in enqueue]
     assert max(waiting) <= 2
+
+
+@pytest.mark.ns3
+def test_a_run_whose_traces_cannot_be_written_says_so(ns3_session, tmp_path):
+    """Past the CLI's check (run_scenario called directly on a file): the failure names the
+    writing, not a run whose "partial traces" would be nowhere."""
+    from dtoee.run import RunFailed
+
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    sc = scenario(**{**OVERLOAD, "simulation": {"duration_s": 0.2, "drain_s": 0.1, "progress": False}})
+    with pytest.raises(RunFailed, match="TracesNotWritten"):
+        run_isolated(sc, blocker)
