@@ -70,7 +70,9 @@ def scenario_system(scenario):
     from dtoee.system_model import system_from_scenario
 
     setup = preflight(scenario, allow_large=True)  # no tasks are simulated here
-    return setup.system or system_from_scenario(scenario, setup.model, setup.ues, setup.figures)
+    if setup.system is not None:
+        return setup.system
+    return system_from_scenario(scenario, setup.model, setup.ues, setup.figures)
 
 
 def cmd_optimize(args) -> int:
