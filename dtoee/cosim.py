@@ -139,6 +139,7 @@ class CoSimulation:
         trace: Trace,
         faults: FaultHandling = FaultHandling(),
         path_was_down: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
+        before_arrival: Callable[[], None] = lambda: None,
     ) -> None:
         self.net = network
         self.executor = executor
@@ -152,6 +153,9 @@ class CoSimulation:
         self.trace = trace
         self.faults = faults
         self.path_was_down = path_was_down
+        #: runs before each arrival changes anything (the runner's wall-clock checkpoint check:
+        #: tasks are what can swamp a run, so their arrivals keep checkpoints on time)
+        self.before_arrival = before_arrival
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -181,6 +185,7 @@ class CoSimulation:
     def _arrival(self, ue: UePlacement, epoch: int) -> None:
         if epoch != self._arrival_epoch[ue.index]:
             return  # superseded by a rate change
+        self.before_arrival()
         self._schedule_arrival(ue)
         sample, label = self.executor.pick_sample(self.rngs["samples"])
         task = Task(len(self.tasks), ue.index, ue.serving_node, self.net.now(), sample, label,

@@ -285,8 +285,10 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
                       policy=pd.DataFrame(sim.policy_log.rows, columns=POLICY_COLUMNS))
         return summary
 
-    _checkpoints(sim.network, horizon_s, scenario.simulation.checkpoint_wall_s,
-                 lambda: write("checkpoint: the run was still in progress when this was written"))
+    checkpoints = _Checkpoints(sim.network, horizon_s, scenario.simulation.checkpoint_wall_s,
+                               lambda: write("checkpoint: the run was still in progress when this was written"))
+    sim.cosim.before_arrival = checkpoints.due
+    checkpoints.start()
     error: BaseException | None = None
     with _signals_stop(sim.network) as received:
         try:
@@ -349,34 +351,40 @@ def _signals_stop(network):
             signal.signal(sig, old)
 
 
-def _checkpoints(network, horizon_s: float, every_wall_s: float, write) -> None:
+class _Checkpoints:
     """Every ``every_wall_s`` of wall time, write partial traces, so even a killed run leaves
-    readable files marked partial.
+    readable files marked partial (0 = never).
 
-    The check is an event of the simulation. Its simulated step follows the measured pace
-    (wall seconds per simulated second) so that it runs about every ``every_wall_s / 8`` of
-    wall time, however slowly simulated time advances under load: step = target / pace,
-    at most 4x the last step, between 1 us and horizon / 200.
+    The wall clock is read before every task arrival (tasks are what can swamp a run) and by
+    an event of its own, for stretches without arrivals: its simulated step follows the
+    measured pace (wall seconds per simulated second) so that it runs about every
+    ``every_wall_s / 8`` of wall time: step = target / pace, at most 4x the last step,
+    between 1 us and horizon / 200.
     """
-    if every_wall_s <= 0:
-        return
-    target_wall_s = every_wall_s / 8
-    longest_s = horizon_s / 200
-    state = {"written": time.perf_counter(), "checked": time.perf_counter(), "step": min(1e-3, longest_s)}
 
-    def check() -> None:
-        now = time.perf_counter()
-        pace = (now - state["checked"]) / state["step"]  # wall s per simulated s
-        if now - state["written"] >= every_wall_s:
-            write()
-            state["written"] = time.perf_counter()
-        wanted = target_wall_s / pace if pace > 0 else longest_s
-        state["step"] = min(max(wanted, 1e-6), 4 * state["step"], longest_s)
-        state["checked"] = time.perf_counter()
-        if network.now() + state["step"] < horizon_s:
-            network.call_later(state["step"], check)
+    def __init__(self, network, horizon_s: float, every_wall_s: float, write) -> None:
+        self.network, self.horizon_s, self.every_wall_s, self._write = network, horizon_s, every_wall_s, write
+        self.written = self.checked = time.perf_counter()
+        self.step_s = min(1e-3, horizon_s / 200)
 
-    network.call_later(state["step"], check)
+    def start(self) -> None:
+        if self.every_wall_s > 0:
+            self.network.call_later(self.step_s, self._check)
+
+    def due(self) -> None:
+        """Write if ``every_wall_s`` has passed since the last write."""
+        if self.every_wall_s > 0 and time.perf_counter() - self.written >= self.every_wall_s:
+            self._write()
+            self.written = time.perf_counter()
+
+    def _check(self) -> None:
+        pace = (time.perf_counter() - self.checked) / self.step_s  # wall s per simulated s
+        self.due()
+        wanted_s = self.every_wall_s / 8 / pace if pace > 0 else self.horizon_s
+        self.step_s = min(max(wanted_s, 1e-6), 4 * self.step_s, self.horizon_s / 200)
+        self.checked = time.perf_counter()
+        if self.network.now() + self.step_s < self.horizon_s:
+            self.network.call_later(self.step_s, self._check)
 
 
 def _progress(network, cosim, horizon_s: float):

@@ -30,10 +30,11 @@ OVERLOAD = dict(
 )
 
 
-def start(out: Path, checkpoint_wall_s: float):
+def start(out: Path, checkpoint_wall_s: float, **sections):
     """Fork a child running the overloaded scenario (allow_large: it is killed long before
     its 2e7 expected tasks would fill the memory)."""
-    sc = scenario(**{**OVERLOAD, "simulation": {**OVERLOAD["simulation"], "checkpoint_wall_s": checkpoint_wall_s}})
+    sc = scenario(**{**OVERLOAD, "simulation": {**OVERLOAD["simulation"], "checkpoint_wall_s": checkpoint_wall_s},
+                     **sections})
     process = multiprocessing.get_context("fork").Process(
         target=lambda: run_scenario(sc, out, progress=False, allow_large=True))
     process.start()
@@ -71,6 +72,22 @@ def test_checkpoints_keep_wall_time_under_overload_and_survive_sigkill(ns3_sessi
     hops = pd.read_parquet(tmp_path / "hops.parquet")
     assert summary["partial"] is True and summary["tasks_generated"] > 0
     assert len(tasks) >= summary["tasks_generated"] and len(hops) > 0
+
+
+@pytest.mark.ns3
+def test_checkpoint_comes_on_time_when_the_load_surges(ns3_session, tmp_path):
+    """1 task/s, then 20,000 tasks/s from 20 s on: the quiet start has stretched the check's
+    simulated step, and the surge must not stretch the wait for a checkpoint with it."""
+    process = start(tmp_path, 1.0, ue_groups=[{"node": "solo", "count": 1, "rate_per_s": 1.0}],
+                    events=[{"at_s": 20.0, "kind": "ue_rate", "ue_group": 0, "rate_per_s": 2e4}])
+    try:
+        wait_for(tmp_path / "summary.json", process)
+        first = json.loads((tmp_path / "summary.json").read_text())
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
+    assert first["simulated_s"] > 20.0 and first["tasks_generated"] > 100  # written under the surge
+    assert 1.0 <= first["run_wall_s"] <= 2.0, first["run_wall_s"]
 
 
 @pytest.mark.ns3
