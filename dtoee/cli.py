@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dtoee.config import ScenarioError, load_scenario
+from dtoee.trace import check_output_dir
 
 
 def _scenario(args):
@@ -25,9 +26,10 @@ def cmd_run(args) -> int:
     if args.pcap:
         scenario = scenario.model_copy(update={"output": scenario.output.model_copy(update={"pcap": True})})
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.simulation.seed}"
+    check_output_dir(out, "--out")
     from dtoee.run import run_scenario
 
-    summary = run_scenario(scenario, out, progress=not args.no_progress)
+    summary = run_scenario(scenario, out, progress=not args.no_progress, allow_large=args.allow_large)
     delay = summary["delay_s"]
     mean = f"{delay['mean'] * 1e3:.1f} ms" if delay["mean"] is not None else "n/a"
     p95 = f"{delay['p95'] * 1e3:.1f} ms" if delay["p95"] is not None else "n/a"
@@ -46,7 +48,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """The loader's checks, then every check ``run`` makes before ns-3 (``dtoee.run.preflight``)."""
     scenario = _scenario(args)
+    import torch
+
+    torch.set_num_threads(1)
+    from dtoee.run import preflight
+
+    preflight(scenario, allow_large=args.allow_large)
     print(json.dumps(scenario.model_dump(mode="json"), indent=2) if args.dump else f"{args.scenario}: valid "
           f"(hash {scenario.content_hash()})")
     return 0
@@ -58,16 +67,12 @@ def scenario_system(scenario, splits: tuple[str, ...] = ("validation",)):
     import torch
 
     torch.set_num_threads(1)
-    from dtoee.run import check_memory, load_model, place_ues, stage_figures
-    from dtoee.seeding import numpy_streams
+    from dtoee.run import preflight
     from dtoee.system_model import system_from_scenario
 
-    model = load_model(scenario)
-    figures = stage_figures(scenario, model)
-    check_memory(scenario, figures)
-    rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
-    ues = place_ues(scenario, rngs["placement"])
-    systems = tuple(system_from_scenario(scenario, model, ues, figures, split=split) for split in splits)
+    setup = preflight(scenario, allow_large=True)  # every check a run makes; no tasks are simulated here
+    systems = tuple(system_from_scenario(scenario, setup.model, setup.ues, setup.figures, split=split)
+                    for split in splits)
     return systems[0] if len(systems) == 1 else systems
 
 
@@ -115,8 +120,7 @@ def cmd_optimize(args) -> int:
 
     scenario = _scenario(args)
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.simulation.seed}-optimize"
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {str(out)!r}: is a file; --out names a directory (optimize.json is written inside)")
+    check_output_dir(out, "--out")
     calibration, evaluation = scenario_system(scenario, (CALIBRATION_SPLIT, EVALUATION_SPLIT))
     report = optimize_report(calibration, rounds=args.rounds, evaluation_system=evaluation,
                              baseline_policies=_baselines_as_simulated(scenario, calibration),
@@ -151,6 +155,7 @@ def cmd_profile(args) -> int:
     torch.set_num_threads(1)
     from inference.report import write_profile
 
+    check_output_dir(args.out, "--out")
     try:
         paths = write_profile(args.model, args.out, seed=args.seed, num_stages=args.stages,
                               device_flops=args.device_flops, seq_len=args.seq_len)
@@ -159,6 +164,9 @@ def cmd_profile(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
+
+
+ALLOW_LARGE_HELP = "run even if the expected tasks (rate x duration) would not fit in the memory available"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario field")
     run.add_argument("--pcap", action="store_true", help="write pcap per device into OUT/pcap")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--allow-large", action="store_true", help=ALLOW_LARGE_HELP)
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario without running it")
@@ -179,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--seed", type=int, help="simulation.seed")
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
     validate.add_argument("--dump", action="store_true", help="print it with every default filled in")
+    validate.add_argument("--allow-large", action="store_true", help=ALLOW_LARGE_HELP)
     validate.set_defaults(func=cmd_validate)
 
     optimize = sub.add_parser("optimize", help="DTO-EE in memory vs the centralised cvxpy optimum and the baselines")
@@ -225,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         if type(error).__name__ == "Terminated":  # dtoee.run.Terminated, from SIGTERM
             print("dtoee: terminated (SIGTERM); partial traces written", file=sys.stderr)
             return 143
+        if type(error).__name__ == "TracesNotWritten":  # dtoee.run.TracesNotWritten: nothing to point to
+            print(f"dtoee: the traces could not be written: {error}", file=sys.stderr)
+            return 1
         import traceback
 
         traceback.print_exc()

@@ -19,6 +19,11 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
+# ns-3 keeps time in signed 64-bit nanoseconds (about 9.2e9 s): every delay scheduled in a run
+# (service times, timeouts, periods) and the whole horizon stay far below that, and bit rates
+# are whole bits per second (ns-3's DataRate truncates 0.5 bit/s to 0 and then divides by it).
+MAX_DELAY_S = 1e6
+MIN_RATE_BPS = 1.0
 LTE_BANDWIDTHS_RB = (6, 15, 25, 50, 75, 100)
 # Downlink EARFCNs in 0..6599 that ns-3 3.44's band table does not know (checked by calling
 # LteSpectrumValueHelper::GetDownlinkCarrierFrequency on every value): they would abort ns-3.
@@ -79,7 +84,7 @@ class ModelConfig(_Frozen):
     mode: Literal["replay", "live"] = "replay"
     train_seed: int = Field(0, ge=0, lt=2**31)
     stage_latency_s: list[float] | None = Field(
-        None, description="override the measured profile (reproducible across machines)"
+        None, description=f"override the measured profile (reproducible across machines); each in (0, {MAX_DELAY_S:g}]"
     )
     service_distribution: Literal["deterministic", "exponential"] = "deterministic"
     activation_dtype: Literal["fp32", "fp16", "int8"] = Field("fp32", description="wire format of offloaded activations")
@@ -98,8 +103,8 @@ class ModelConfig(_Frozen):
                     f"allowed: exactly model.num_stages = {self.num_stages}"
                 )
             for k, value in enumerate(self.stage_latency_s):
-                if not (value > 0 and math.isfinite(value)):
-                    raise ValueError(f"model.stage_latency_s[{k}] = {value!r}; allowed: a finite number > 0")
+                if not (0 < value <= MAX_DELAY_S):
+                    raise ValueError(f"model.stage_latency_s[{k}] = {value!r}; allowed: a number > 0 and <= {MAX_DELAY_S:g}")
         return self
 
 
@@ -131,7 +136,7 @@ class LinkConfig(_Frozen):
 
     a: str
     b: str
-    rate_bps: float | None = Field(None, gt=0, le=1e12)
+    rate_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=1e12)
     delay_s: float | None = Field(None, ge=0, le=10)
     loss: float | None = Field(None, ge=0, lt=1)
 
@@ -140,11 +145,11 @@ class BackhaulConfig(_Frozen):
     """The graph between edge servers. Defaults apply to links that do not set their own."""
 
     layout: Literal["full_mesh", "ring", "line", "explicit"] = "full_mesh"
-    rate_bps: float = Field(1e9, gt=0, le=1e12)
+    rate_bps: float = Field(1e9, ge=MIN_RATE_BPS, le=1e12)
     delay_s: float = Field(0.002, ge=0, le=10)
     loss: float = Field(0.0, ge=0, lt=1)
     links: list[LinkConfig] = Field(default_factory=list)
-    core_rate_bps: float = Field(10e9, gt=0, le=1e12, description="server <-> PGW link")
+    core_rate_bps: float = Field(10e9, ge=MIN_RATE_BPS, le=1e12, description="server <-> PGW link")
     core_delay_s: float = Field(0.001, ge=0, le=10)
 
 
@@ -250,7 +255,7 @@ class EventConfig(_Frozen):
     rate_per_s: float | None = Field(None, ge=0, le=1e6)
     a: str | None = None
     b: str | None = None
-    rate_bps: float | None = Field(None, gt=0, le=1e12)
+    rate_bps: float | None = Field(None, ge=MIN_RATE_BPS, le=1e12)
     node: str | None = None
     speed_factor: float | None = Field(None, gt=0, le=1e6)
 
@@ -281,7 +286,7 @@ class OutputConfig(_Frozen):
 
 
 class Scenario(_Frozen):
-    name: str = "scenario"
+    name: str = Field("scenario", pattern=NAME_PATTERN, description="names the default run directory")
     simulation: SimulationConfig = SimulationConfig()
     model: ModelConfig = ModelConfig()
     radio: RadioConfig = RadioConfig()
@@ -327,6 +332,8 @@ class Scenario(_Frozen):
             )
         self._check_policy(names, num_stages)
         self._check_events(names)
+        if self.model.stage_latency_s is not None:
+            check_service_times(self, self.model.stage_latency_s)
         return self
 
     def _check_events(self, names: list[str]) -> None:
@@ -384,6 +391,21 @@ class Scenario(_Frozen):
         """SHA-256 of the validated scenario (all defaults filled in), first 16 hex digits."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def check_service_times(scenario: Scenario, stage_latency_s: list[float]) -> None:
+    """Service time = stage latency / speed_factor (every speed a node has, [[events]]
+    included) must stay within ``MAX_DELAY_S`` (ns-3 schedules it in 64-bit nanoseconds)."""
+    speeds = [(f"nodes[{i}].speed_factor", node.name, node.speed_factor) for i, node in enumerate(scenario.nodes)]
+    speeds += [(f"events[{i}].speed_factor", event.node, event.speed_factor) for i, event in enumerate(scenario.events)
+               if event.kind == "node_speed" and event.speed_factor is not None]
+    for field, name, speed in speeds:  # event nodes are known: _check_events ran first
+        for k in scenario.node(name).stages:
+            service_s = stage_latency_s[k - 1] / speed
+            if not service_s <= MAX_DELAY_S:
+                raise ValueError(f"{field} = {speed!r} makes stage {k}'s service time {stage_latency_s[k - 1]!r} / "
+                                 f"{speed!r} = {service_s:.3g} s; allowed: a service time <= {MAX_DELAY_S:g} s "
+                                 "(ns-3 keeps time in 64-bit nanoseconds)")
 
 
 def backhaul_pairs(scenario: Scenario) -> list[tuple[str, str, float, float, float]]:
@@ -533,7 +555,7 @@ def read_toml(path: str | Path) -> dict:
     """The TOML file as a dict; :class:`ScenarioError` if unreadable or not TOML."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is allowed
     except (OSError, UnicodeDecodeError) as error:
         raise ScenarioError(f"scenario file {str(path)!r} cannot be read: {error}") from None
     except tomllib.TOMLDecodeError as error:

@@ -90,7 +90,7 @@ class NodeState:
     in_service: dict = field(default_factory=dict)  # task_id -> task
     busy_time_s: float = 0.0
     completed_services: int = 0
-    max_queue_length: int = 0
+    max_queue_length: int = 0     # most tasks waiting (not in service) at any time
     # Local counts over the current measurement window; read and reset by
     # CoSimulation.take_counters (the control plane asks for them each period).
     external_arrivals: int = 0                                  # tasks from its own UEs
@@ -182,6 +182,7 @@ class CoSimulation:
         faults: FaultHandling = FaultHandling(),
         next_hop: Mapping[tuple[str, str], str] | None = None,
         ue_groups: Sequence[Sequence[int]] = (),
+        before_arrival: Callable[[], None] = lambda: None,
     ) -> None:
         """``next_hop``: backhaul routing table {(src, dst): next node} (to blame a timeout on
         a link that was down); ``ue_groups``: the UE indices of each scenario UE group (for
@@ -204,6 +205,9 @@ class CoSimulation:
         self.control_delivered = 0
         self._observers: list[Observer] = []
         self._choose = getattr(policy, "choose", None)  # a per-task dispatcher (TaskDispatcher)
+        #: runs before each arrival changes anything (the runner's wall-clock checkpoint check:
+        #: tasks are what can swamp a run, so their arrivals keep checkpoints on time)
+        self.before_arrival = before_arrival
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -233,6 +237,7 @@ class CoSimulation:
     def _arrival(self, ue: UePlacement, epoch: int) -> None:
         if epoch != self._arrival_epoch[ue.index]:
             return  # superseded by a rate change
+        self.before_arrival()
         self._schedule_arrival(ue)
         sample, label = self.executor.pick_sample(self.rngs["samples"])
         task = Task(len(self.tasks), ue.index, ue.serving_node, self.net.now(), sample, label,
@@ -287,8 +292,10 @@ class CoSimulation:
         node.stage_arrivals[task.stage] = node.stage_arrivals.get(task.stage, 0) + 1
         node.note_change(self.net.now())
         node.queue.append((task, self.net.now(), sent_s if sent_s is not None else self.net.now()))
-        node.max_queue_length = max(node.max_queue_length, len(node.queue))
         self._serve_next(node)
+        # Tasks waiting once the arrival has settled (a free server takes it at once): never
+        # above queue_capacity, as the hops show.
+        node.max_queue_length = max(node.max_queue_length, len(node.queue))
 
     def _serve_next(self, node: NodeState) -> None:
         while node.busy < node.servers and node.queue:

@@ -12,12 +12,40 @@ DTO-EE against every baseline over loads and seeds; comparison.csv and plots (dt
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 
+def check_workers(workers: int) -> None:
+    from dtoee.config import ScenarioError
+
+    if workers < 1:
+        raise ScenarioError(f"--workers {workers}; allowed: an integer >= 1")
+
+
+def parse_loads(text: str) -> list[float]:
+    """``"0.6,1,1.4"`` -> [0.6, 1.0, 1.4]; one clear error for anything else."""
+    from dtoee.config import ScenarioError
+
+    loads = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise ScenarioError(f"--loads {text!r}: {part.strip()!r}; allowed: comma-separated numbers >= 0")
+        loads.append(value)
+    return loads
+
+
 def cmd_sweep(args) -> int:
     from dtoee.sweep import sweep_file
+    from dtoee.trace import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before any work: refusing creates nothing
+    check_workers(args.workers)
 
     result = sweep_file(args.scenario, args.grid or [], args.seeds, args.out, overrides=args.set,
                         workers=args.workers, dask=args.dask, progress=not args.no_progress)
@@ -35,8 +63,11 @@ def _print_sweep(result) -> None:
 
 def cmd_compare(args) -> int:
     from dtoee.compare import run_comparison
+    from dtoee.trace import check_output_dir
 
-    result = run_comparison(args.scenario, args.out, loads=args.loads, seeds=args.seeds, policies=args.policies,
+    check_output_dir(args.out, "--out")
+    check_workers(args.workers)
+    result = run_comparison(args.scenario, args.out, loads=parse_loads(args.loads), seeds=args.seeds, policies=args.policies,
                             overrides=args.set, workers=args.workers, dask=args.dask,
                             progress=not args.no_progress, step=not args.no_step, plots=not args.no_plots)
     _print_sweep(result["sweep"])
@@ -72,6 +103,10 @@ def plot_directory(directory: Path, out: Path | None = None) -> list[Path]:
 
 
 def cmd_plot(args) -> int:
+    from dtoee.trace import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
     try:
         paths = plot_directory(Path(args.directory), out=Path(args.out) if args.out else None)
     except FileNotFoundError as error:

@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass
 import math
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dtoee.config import Scenario, ScenarioError
+from dtoee.config import Scenario, ScenarioError, check_service_times
 from dtoee.cosim import CoSimulation, FaultHandling, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
 from dtoee.control import POLICY_COLUMNS, ControlPlane, PolicyLog
@@ -113,11 +114,155 @@ def check_memory(scenario: Scenario, figures: StageFigures) -> None:
         raise ScenarioError(f"nodes[*].memory_bytes: {error}") from None
 
 
-def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | None = None) -> dict:
+# Memory a task holds until the traces are written: its Task object and hop rows, then its
+# rows in the frames written at the end. Measured: ~5.1 kB per task, the peak RSS growth of a
+# forked radio-off run of city_small (ue_groups.0.rate_per_s=4000, duration 5 s, stage
+# latencies 1e-7 s: 80,799 tasks, each through three services) divided by its tasks.
+TASK_MEMORY_BYTES = 6_000
+
+
+def expected_tasks(scenario: Scenario) -> float:
+    """Expected task count: sum over UEs of the integral of its Poisson rate over
+    [0, duration_s), following the ``ue_rate`` events."""
+    duration_s = scenario.simulation.duration_s
+    total = 0.0
+    for index, group in enumerate(scenario.ue_groups):
+        changes = sorted((e.at_s, e.rate_per_s) for e in scenario.events if e.kind == "ue_rate" and e.ue_group == index)
+        rate, since_s = group.rate_per_s, 0.0
+        for at_s, new_rate in changes:
+            if at_s >= duration_s:
+                break
+            total += group.count * rate * (at_s - since_s)
+            rate, since_s = new_rate, at_s
+        total += group.count * rate * (duration_s - since_s)
+    return total
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_task_memory(scenario: Scenario, available_bytes: int | None = None) -> None:
+    """Refuse a run whose expected tasks (rate x duration) would not fit in memory."""
+    tasks = expected_tasks(scenario)
+    need = tasks * TASK_MEMORY_BYTES
+    available = available_memory_bytes() if available_bytes is None else available_bytes
+    if need > available:
+        raise ScenarioError(
+            f"ue_groups[*].rate_per_s x simulation.duration_s: about {tasks:.3g} tasks expected, which need about "
+            f"{need / 1e9:.3g} GB of memory ({TASK_MEMORY_BYTES} B each) and {available / 1e9:.3g} GB are available; "
+            "allowed: fewer tasks (lower rates, fewer UEs or a shorter duration), or --allow-large to run anyway")
+
+
+@dataclass
+class Setup:
+    """What a run builds before ns-3 is touched; :func:`preflight` makes it."""
+
+    model: object
+    figures: StageFigures
+    rngs: dict
+    ues: list[UePlacement]
+    system: object
+    policy: object
+
+
+def preflight(scenario: Scenario, *, allow_large: bool = False) -> Setup:
+    """Every check a run makes before ns-3 is touched, and what it builds on the way: the
+    model (stage count), its stage figures (service times within ns-3's range, parameters and
+    working memory inside each node's ``memory_bytes``), the expected task count against the
+    memory available (unless ``allow_large``), UE placement and the policy. ``dtoee validate``
+    calls this too, so what it accepts, ``run`` runs. Raises :class:`ScenarioError`."""
+    model = load_model(scenario)
+    figures = stage_figures(scenario, model)
+    try:
+        check_service_times(scenario, figures.latency_s)
+    except ValueError as error:
+        raise ScenarioError(f"{error} (stage latencies {'estimated' if figures.estimated else 'measured'})") from None
+    check_memory(scenario, figures)
+    if not allow_large:
+        check_task_memory(scenario)
+    rngs = numpy_streams(scenario.simulation.seed, sum(group.count for group in scenario.ue_groups))
+    ues = place_ues(scenario, rngs["placement"])
+    system = system_from_scenario(scenario, model, ues, figures) if scenario.policy.kind != "static" else None
+    return Setup(model, figures, rngs, ues, system, build_policy(scenario, system))
+
+
+@dataclass
+class Simulation:
+    """One run's world, built on ns-3 (:func:`build_simulation`)."""
+
+    network: Ns3Network
+    nodes: list[NodeState]
+    cosim: CoSimulation
+    control: ControlPlane
+    executor: object
+    trace: Trace
+    policy_log: PolicyLog
+
+
+def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulation:
+    """The network, servers, co-simulation and control plane, started (nothing run yet)."""
+    executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(setup.model, setup.figures)
+    pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
+    network = Ns3Network(scenario, setup.ues, pcap_dir)
+    nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
+    trace = Trace()
+    faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
+                           scenario.faults.transfer_timeout_s)
+    group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
+    cosim = CoSimulation(
+        network=network, executor=executor, policy=setup.policy, nodes=nodes, ues=setup.ues,
+        stage_latency_s=setup.figures.latency_s,
+        exponential_service=scenario.model.service_distribution == "exponential",
+        duration_s=scenario.simulation.duration_s, rngs=setup.rngs, trace=trace, faults=faults,
+        next_hop=next_hops(backhaul_graph(scenario)),
+        ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
+    )
+    policy_log = PolicyLog()
+    control = ControlPlane(cosim=cosim, policy=setup.policy, scenario=scenario, stage_latency_s=setup.figures.latency_s,
+                           network=network, policy_log=policy_log, adaptive=is_adaptive(setup.policy))
+    cosim.start()
+    control.start()
+    return Simulation(network, nodes, cosim, control, executor, trace, policy_log)
+
+
+def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.DataFrame, *,
+                partial_reason: str | None, wall: dict[str, float]) -> dict:
+    """summary.json of everything simulated so far (``wall``: wall_s, setup_wall_s, run_wall_s)."""
+    reached_s = sim.network.now()
+    horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
+    return summarize(
+        tasks, {n.name: n.busy_time_s for n in sim.nodes}, {n.name: n.servers for n in sim.nodes},
+        max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
+        scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
+        model=setup.model.name, data_splits=setup.model.data_splits(), mode=scenario.model.mode, stage_latency_s=setup.figures.latency_s,
+        large_model=scenario.model.large_model, stage_figures_estimated=setup.figures.estimated,
+        activation_bytes=setup.figures.activation_bytes,
+        max_queue_length_by_node={n.name: n.max_queue_length for n in sim.nodes},
+        policy=scenario.policy.kind, control_messages_sent=sim.control.messages_sent,
+        control_messages_delivered=sim.control.messages_delivered,
+        simulated_s=reached_s, horizon_s=horizon_s, **wall,
+        forward_wall_s=sim.executor.forward_time_s, python_callback_wall_s=sim.network.python_callback_wall_s,
+        python_callbacks=sim.network.python_callbacks,
+        partial=partial_reason is not None, partial_reason=partial_reason,
+    )
+
+
+def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | None = None,
+                 allow_large: bool = False) -> dict:
     """Run ``scenario`` and write tasks/hops/summary into ``out_dir``; return the summary.
 
     If the run fails or is interrupted midway, the traces of everything up to then are still
     written, with ``summary["partial"] = True`` and the reason, and the error is re-raised.
+    SIGTERM and SIGINT stop the simulation after the event in progress; further signals
+    are ignored until those traces are written (then ``Terminated`` / ``KeyboardInterrupt``).
     """
     import torch
 
@@ -125,81 +270,61 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     torch.manual_seed(torch_seed(scenario.simulation.seed))
     out_dir = Path(out_dir)
     wall_start = time.perf_counter()
-    model = load_model(scenario)
-    figures = stage_figures(scenario, model)
-    check_memory(scenario, figures)
-    executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model, figures)
-    latencies = figures.latency_s
-    total_ues = sum(group.count for group in scenario.ue_groups)
-    rngs = numpy_streams(scenario.simulation.seed, total_ues)
-    ues = place_ues(scenario, rngs["placement"])
-    pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
-    system = system_from_scenario(scenario, model, ues, figures) if scenario.policy.kind != "static" else None
-    policy = build_policy(scenario, system)
-    network = Ns3Network(scenario, ues, pcap_dir)
-    nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
-    trace = Trace()
-    faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
-                           scenario.faults.transfer_timeout_s)
-    group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
-    cosim = CoSimulation(
-        network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
-        stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
-        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
-        next_hop=next_hops(backhaul_graph(scenario)),
-        ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
-    )
-    policy_log = PolicyLog()
-    control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
-                           network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
+    setup = preflight(scenario, allow_large=allow_large)
+    sim = build_simulation(scenario, setup, out_dir)
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
-    cosim.start()
-    control.start()
     show = scenario.simulation.progress if progress is None else progress
-    bar = _progress(network, cosim, horizon_s) if show else None
+    bar = _progress(sim.network, sim.cosim, horizon_s) if show else None
     setup_wall_s = time.perf_counter() - wall_start
     run_started = time.perf_counter()
 
     def write(partial_reason: str | None) -> dict:
         """Summarise and write everything simulated so far (each file replaced atomically)."""
-        reached_s = network.now()
-        tasks = tasks_frame(cosim.tasks)
-        summary = summarize(
-            tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
-            max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
-            scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
-            model=model.name, data_splits=model.data_splits(), mode=scenario.model.mode, stage_latency_s=latencies,
-            large_model=scenario.model.large_model, stage_figures_estimated=figures.estimated,
-            activation_bytes=figures.activation_bytes,
-            max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
-            policy=scenario.policy.kind, control_messages_sent=control.messages_sent,
-            control_messages_delivered=control.messages_delivered,
-            simulated_s=reached_s, horizon_s=horizon_s, wall_s=time.perf_counter() - wall_start,
-            setup_wall_s=setup_wall_s, run_wall_s=time.perf_counter() - run_started,
-            forward_wall_s=executor.forward_time_s, python_callback_wall_s=network.python_callback_wall_s,
-            python_callbacks=network.python_callbacks,
-            partial=partial_reason is not None, partial_reason=partial_reason,
-        )
-        write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
-                      policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
+        tasks = tasks_frame(sim.cosim.tasks)
+        wall = {"wall_s": time.perf_counter() - wall_start, "setup_wall_s": setup_wall_s,
+                "run_wall_s": time.perf_counter() - run_started}
+        summary = run_summary(scenario, setup, sim, tasks, partial_reason=partial_reason, wall=wall)
+        write_outputs(out_dir, tasks, hops_frame(sim.trace), summary, csv=scenario.output.csv,
+                      policy=pd.DataFrame(sim.policy_log.rows, columns=POLICY_COLUMNS))
         return summary
 
-    _checkpoints(network, horizon_s, scenario.simulation.checkpoint_wall_s,
-                 lambda: write("checkpoint: the run was still in progress when this was written"))
+    checkpoints = _Checkpoints(sim.network, horizon_s, scenario.simulation.checkpoint_wall_s,
+                               lambda: write("checkpoint: the run was still in progress when this was written"))
+    sim.cosim.before_arrival = checkpoints.due
+    checkpoints.start()
     error: BaseException | None = None
-    try:
-        with _sigterm_raises():
-            network.run(horizon_s)
-    except BaseException as caught:  # interrupted or failed: keep what was simulated
-        error = caught
-    finally:
-        if bar is not None:
-            bar.close()
-    summary = write(None if error is None else f"{type(error).__name__}: {error}")
-    network.close()
+    with _signals_stop(sim.network) as received:
+        try:
+            sim.network.run(horizon_s)
+        except BaseException as caught:  # failed: keep what was simulated
+            error = caught
+        finally:
+            if bar is not None:
+                bar.close()
+        if error is None and received:  # stopped by a signal before the horizon
+            error = Terminated("SIGTERM") if received[0] == signal.SIGTERM else KeyboardInterrupt("SIGINT")
+        try:
+            summary = write(None if error is None else reason_of(error))
+        except Exception as write_error:  # noqa: BLE001 - say that nothing was written
+            raise TracesNotWritten(f"{out_dir}: {type(write_error).__name__}: {write_error}") from (error or write_error)
+    sim.network.close()
     if error is not None:
         raise error
     return summary
+
+
+def reason_of(error: BaseException) -> str:
+    """``Type: message`` of the error that ended a run, on one line. cppyy re-raises a Python
+    error that crossed C++ with the C++ call in front (``static void ns3::Simulator::Run() =>``,
+    a newline, then ``Terminated: SIGTERM``): the reason is the last line."""
+    text = str(error)
+    if "=>" in text and "\n" in text:
+        return " ".join(text.strip().splitlines()[-1].split())
+    return " ".join(f"{type(error).__name__}: {text}".split())
+
+
+class TracesNotWritten(RuntimeError):
+    """The run's traces could not be written (the run itself may have finished)."""
 
 
 class Terminated(BaseException):
@@ -207,38 +332,62 @@ class Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into a Terminated exception inside the run (main thread only)."""
+def _signals_stop(network):
+    """While the run and its final write last, SIGTERM and SIGINT stop the simulation after
+    the event in progress (nothing is raised inside ns-3's loop or inside a write) and are
+    recorded in the yielded list; repeated signals change nothing more (main thread only)."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum, frame):
-        raise Terminated("SIGTERM")
+        received.append(signum)
+        if len(received) == 1:
+            network.stop_now()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-def _checkpoints(network, horizon_s: float, every_wall_s: float, write) -> None:
-    """Every ``every_wall_s`` of wall time (checked 200 times per run), write partial traces,
-    so even a killed run leaves readable files marked partial."""
-    if every_wall_s <= 0:
-        return
-    step_s = horizon_s / 200
-    last = [time.perf_counter()]
+class _Checkpoints:
+    """Every ``every_wall_s`` of wall time, write partial traces, so even a killed run leaves
+    readable files marked partial (0 = never).
 
-    def check() -> None:
-        if time.perf_counter() - last[0] >= every_wall_s:
-            write()
-            last[0] = time.perf_counter()
-        if network.now() + step_s < horizon_s:
-            network.call_later(step_s, check)
+    The wall clock is read before every task arrival (tasks are what can swamp a run) and by
+    an event of its own, for stretches without arrivals: its simulated step follows the
+    measured pace (wall seconds per simulated second) so that it runs about every
+    ``every_wall_s / 8`` of wall time: step = target / pace, at most 4x the last step,
+    between 1 us and horizon / 200.
+    """
 
-    network.call_later(step_s, check)
+    def __init__(self, network, horizon_s: float, every_wall_s: float, write) -> None:
+        self.network, self.horizon_s, self.every_wall_s, self._write = network, horizon_s, every_wall_s, write
+        self.written = self.checked = time.perf_counter()
+        self.step_s = min(1e-3, horizon_s / 200)
+
+    def start(self) -> None:
+        if self.every_wall_s > 0:
+            self.network.call_later(self.step_s, self._check)
+
+    def due(self) -> None:
+        """Write if ``every_wall_s`` has passed since the last write."""
+        if self.every_wall_s > 0 and time.perf_counter() - self.written >= self.every_wall_s:
+            self._write()
+            self.written = time.perf_counter()
+
+    def _check(self) -> None:
+        pace = (time.perf_counter() - self.checked) / self.step_s  # wall s per simulated s
+        self.due()
+        wanted_s = self.every_wall_s / 8 / pace if pace > 0 else self.horizon_s
+        self.step_s = min(max(wanted_s, 1e-6), 4 * self.step_s, self.horizon_s / 200)
+        self.checked = time.perf_counter()
+        if self.network.now() + self.step_s < self.horizon_s:
+            self.network.call_later(self.step_s, self._check)
 
 
 def _progress(network, cosim, horizon_s: float):

@@ -60,9 +60,9 @@ def run_sweep(runs: list[RunSpec], out: str | Path, *, workers: int = 1, dask: s
     children, or Dask workers of a ``LocalCluster`` when ``dask == "local"``)."""
     started = time.perf_counter()
     out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    if workers < 1:
+    if workers < 1:  # before anything is created
         raise ScenarioError(f"--workers {workers}; allowed: an integer >= 1")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     ids = [run.run_id for run in runs]
     if len(set(ids)) != len(ids):
         raise ScenarioError("two runs of the sweep have the same run_id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,52 @@ def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: 
 
 
 def _atomic(path: Path, write) -> None:
+    """Write through ``.NAME.tmp`` and move it into place; never leave the temporary file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_output_dir(path: str | Path, option: str) -> Path:
+    """Raise ``ScenarioError`` (one line, before any work) unless ``path`` is a directory, or
+    can be created as one: no file in its place or on the way to it, and a writable existing
+    ancestor. Creates nothing."""
+    from dtoee.config import ScenarioError
+
+    path = Path(path)
+    text = str(path)
+    if "\x00" in text or any(len(os.fsencode(part)) > 255 for part in path.parts):
+        raise ScenarioError(f"{option} {text!r}: not a usable path (a NUL character or a name over 255 bytes)")
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ScenarioError(f"{option} {text!r}: {str(probe)!r} is a dangling symbolic link")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is" if probe == path else f"would be inside {str(probe)!r}, which is"
+        raise ScenarioError(f"{option} {text!r} {what} not a directory; allowed: a directory, or a path where one can be created")
+    try:  # os.access is no proof (root, read-only mounts, /proc): make a folder there and remove it
+        os.rmdir(tempfile.mkdtemp(prefix=".dtoee-probe-", dir=probe))
+    except OSError as error:
+        raise ScenarioError(f"{option} {text!r}: cannot create anything in {str(probe)!r} "
+                            f"({error.strerror}); allowed: a directory you can write to") from None
+    return path
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Like :func:`check_output_dir`, for a file: not a directory, its folder creatable."""
+    from dtoee.config import ScenarioError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ScenarioError(f"{option} {str(path)!r} is a directory; allowed: a file name")
+    check_output_dir(path.parent, option)
+    return path
 
 
 def write_outputs(out_dir: Path, tasks: pd.DataFrame, hops: pd.DataFrame, summary: dict, csv: bool = True,
