@@ -47,5 +47,5 @@ def test_optimize_out_must_not_be_a_file(tmp_path, capsys):
     target = tmp_path / "optimize.json"
     target.write_text("keep me")
     assert main(["optimize", CITY, "--out", str(target)]) == 2
-    assert "names a directory" in capsys.readouterr().err
+    assert "is not a directory" in capsys.readouterr().err
     assert target.read_text() == "keep me"
