@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dtoee.config import ScenarioError
+
 TASK_COLUMNS = [
     "task_id", "ue", "entry_node", "created_s", "finished_s", "delay_s", "status", "loss_reason",
     "exit_stage", "exit_node", "confidence", "predicted", "label", "correct",
@@ -106,8 +108,6 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     """Raise ``ScenarioError`` (one line, before any work) unless ``path`` is a directory, or
     can be created as one: no file in its place or on the way to it, and a writable existing
     ancestor. Creates nothing."""
-    from dtoee.config import ScenarioError
-
     path = Path(path)
     text = str(path)
     if "\x00" in text or any(len(os.fsencode(part)) > 255 for part in path.parts):
@@ -132,8 +132,6 @@ def check_output_dir(path: str | Path, option: str) -> Path:
 
 def check_output_file(path: str | Path, option: str) -> Path:
     """Like :func:`check_output_dir`, for a file: not a directory, its folder creatable."""
-    from dtoee.config import ScenarioError
-
     path = Path(path)
     if path.is_dir():
         raise ScenarioError(f"{option} {str(path)!r} is a directory; allowed: a file name")

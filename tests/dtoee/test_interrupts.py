@@ -158,3 +158,19 @@ def test_a_run_whose_traces_cannot_be_written_says_so(ns3_session, tmp_path):
     sc = scenario(**{**OVERLOAD, "simulation": {"duration_s": 0.2, "drain_s": 0.1, "progress": False}})
     with pytest.raises(RunFailed, match="TracesNotWritten"):
         run_isolated(sc, blocker)
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_keeps_the_old_one(tmp_path):
+    from dtoee.trace import _atomic
+
+    target = tmp_path / "tasks.csv"
+    target.write_text("old, whole\n")
+
+    def half_then_fail(path: Path) -> None:
+        path.write_text("half a fi")
+        raise KeyboardInterrupt  # what a signal did midway before signals stopped the run instead
+
+    with pytest.raises(KeyboardInterrupt):
+        _atomic(target, half_then_fail)
+    assert target.read_text() == "old, whole\n"
+    assert temporary_files(tmp_path) == []
