@@ -28,6 +28,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
+from dtoee.workload import Workload
 from ns3_glue.network import Ns3Network, UePlacement
 
 
@@ -77,20 +78,60 @@ class StageFigures:
     estimated: bool
 
 
+_WIRE_FIELD = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}
+
+
+def _large_profile(config, seq_len: int):
+    from inference import large_model_profile
+
+    return large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=seq_len,
+                               wire_dtype=config.activation_dtype)
+
+
 def stage_figures(scenario: Scenario, model) -> StageFigures:
     config = scenario.model
-    field = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}[
-        config.activation_dtype]
+    field = _WIRE_FIELD[config.activation_dtype]
     if config.large_model is not None:
-        from inference import large_model_profile
-
-        profile = large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=config.seq_len)
+        profile = _large_profile(config, config.seq_len)
         input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
     return StageFigures(latency, [int(getattr(p, field)) for p in profile], [int(p.param_bytes) for p in profile],
                         int(input_bytes), estimated)
+
+
+def build_workload(scenario: Scenario, figures: StageFigures) -> Workload:
+    """The per-task sizes of ``scenario.workload`` over the model's ``figures``."""
+    config, workload = scenario.model, scenario.workload
+    decoder = config.large_model is not None and config.large_model.startswith(("llama", "gpt"))
+    figures_for_tokens = None
+    if workload.prompt_tokens is not None:
+        field = _WIRE_FIELD[config.activation_dtype]
+
+        def figures_for_tokens(tokens: int) -> tuple[list[float], list[int]]:
+            profile = _large_profile(config, tokens)
+            return [p.latency_s for p in profile], [int(getattr(p, field)) for p in profile]
+
+        high = workload.prompt_tokens.bounds()[1]
+        try:
+            figures_for_tokens(int(high))  # validated <= 4096: the model's context may be shorter
+        except ValueError as error:
+            raise ScenarioError(f"workload.prompt_tokens can reach {high!r} tokens: {error}") from None
+    return Workload(sample_bytes=figures.input_bytes, stage_latency_s=figures.latency_s,
+                    activation_bytes=figures.activation_bytes, input_bytes=workload.input_bytes,
+                    prompt_tokens=workload.prompt_tokens, fixed_tokens=config.seq_len if decoder else 0,
+                    figures_for_tokens=figures_for_tokens)
+
+
+def mean_figures(figures: StageFigures, workload: Workload) -> StageFigures:
+    """``figures`` with the workload's expected input bytes, service times and activation
+    bytes (the prior the policies plan with, when task sizes vary)."""
+    if not workload.varies:
+        return figures
+    return StageFigures([float(x) for x in workload.mean_stage_latency_s()],
+                        [round(b) for b in workload.mean_activation_bytes()], figures.param_bytes,
+                        round(workload.mean_input_bytes()), figures.estimated)
 
 
 def check_memory(scenario: Scenario, figures: StageFigures) -> None:
@@ -128,6 +169,8 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     figures = stage_figures(scenario, model)
     check_memory(scenario, figures)
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model, figures)
+    workload = build_workload(scenario, figures)
+    figures = mean_figures(figures, workload)  # what the policies plan with
     latencies = figures.latency_s
     total_ues = sum(group.count for group in scenario.ue_groups)
     rngs = numpy_streams(scenario.simulation.seed, total_ues)
@@ -143,8 +186,9 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     cosim = CoSimulation(
         network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
-        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
+        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults, workload=workload,
     )
+    ue_distance_m = {ue.index: math.dist(ue.position_m, scenario.node(ue.serving_node).position_m) for ue in ues}
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
@@ -160,7 +204,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     def write(partial_reason: str | None) -> dict:
         """Summarise and write everything simulated so far (each file replaced atomically)."""
         reached_s = network.now()
-        tasks = tasks_frame(cosim.tasks)
+        tasks = tasks_frame(cosim.tasks, ue_distance_m)
         summary = summarize(
             tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
             max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
