@@ -82,9 +82,10 @@ class ModelConfig(_Frozen):
     )
     service_distribution: Literal["deterministic", "exponential"] = "deterministic"
     activation_dtype: Literal["fp32", "fp16", "int8"] = Field("fp32", description="wire format of offloaded activations")
-    large_model: Literal["llama-2-7b", "llama-2-13b", "gpt2-xl", "gpt2"] | None = Field(
+    large_model: Literal["llama-2-7b", "llama-2-13b", "gpt2-xl", "gpt2", "vit-l-16", "vit-h-14"] | None = Field(
         None, description="take stage latencies, sizes and parameters from this real architecture "
-        "(ESTIMATED from its FLOPs and device_flops); exits still come from the trained family")
+        "(ESTIMATED from its FLOPs and device_flops); exits still come from the trained family; "
+        "vit-* see one 224 px image per task (seq_len does not apply)")
     seq_len: int = Field(512, ge=1, le=4096, description="tokens per task, for large_model")
     device_flops: float = Field(1e14, gt=0, le=1e18, description="FLOP/s of a speed_factor-1 server, for large_model")
 
@@ -114,6 +115,10 @@ class RadioConfig(_Frozen):
     dl_earfcn: int = Field(100, ge=0, le=6599, description="downlink EARFCN (FDD); uplink = dl + 18000")
     access_loss: float = Field(0.0, ge=0, lt=1, description="extra packet loss on every UE <-> server packet "
                                "(on top of the LTE PHY's own SINR-based errors)")
+    rlc_mode: Literal["um", "am"] = Field("um", description="RLC of the data bearers: unacknowledged (ns-3's "
+                                          "default with EPC) or acknowledged mode (ARQ, as TCP bearers use)")
+    rlc_buffer_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="RLC transmit buffer per bearer "
+                                  "(ns-3's 10 kB default drops most of any upload larger than that)")
 
     @model_validator(mode="after")
     def _bandwidth(self) -> "RadioConfig":

@@ -81,7 +81,7 @@ class StageFigures:
 _WIRE_FIELD = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}
 
 
-def _large_profile(config, seq_len: int):
+def _large_profile(config, seq_len: int | None):
     from inference import large_model_profile
 
     return large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=seq_len,
@@ -92,8 +92,13 @@ def stage_figures(scenario: Scenario, model) -> StageFigures:
     config = scenario.model
     field = _WIRE_FIELD[config.activation_dtype]
     if config.large_model is not None:
-        profile = _large_profile(config, config.seq_len)
-        input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
+        from inference.large_models import LARGE_MODELS, is_vision
+
+        if is_vision(config.large_model):  # one image: tokens fixed by the architecture
+            profile, input_bytes = _large_profile(config, None), LARGE_MODELS[config.large_model].input_bytes
+        else:
+            profile, input_bytes = _large_profile(config, config.seq_len), 4 * config.seq_len  # int32 token ids
+        estimated = True
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
