@@ -311,6 +311,10 @@ class Ns3Network:
         ns, radio = self.ns, self.scenario.radio
         ns.Config.SetDefault("ns3::LteEnbPhy::TxPower", ns.DoubleValue(radio.enb_tx_power_dbm))
         ns.Config.SetDefault("ns3::LteUePhy::TxPower", ns.DoubleValue(radio.ue_tx_power_dbm))
+        for rlc in ("ns3::LteRlcUm", "ns3::LteRlcAm"):
+            ns.Config.SetDefault(f"{rlc}::MaxTxBufferSize", ns.UintegerValue(radio.rlc_buffer_bytes))
+        ns.Config.SetDefault("ns3::LteEnbRrc::EpsBearerToRlcMapping",
+                             ns.StringValue("RlcAmAlways" if radio.rlc_mode == "am" else "RlcUmAlways"))
         lte = ns.CreateObject[ns.LteHelper]()
         epc = ns.CreateObject[ns.PointToPointEpcHelper]()
         lte.SetEpcHelper(epc)
