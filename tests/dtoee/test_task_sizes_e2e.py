@@ -68,10 +68,13 @@ def test_core_link_pcap_accounts_for_every_uploaded_byte(frames_run):
 
 def test_same_seed_same_sizes_for_another_policy(ns3_session, frames_run, tmp_path):
     """Common random numbers: the sizes come from their own stream, so a run with another
-    policy (other routing and exits) draws the same size for each task."""
+    policy (other routing and exits), here also over RLC acknowledged mode, draws the same
+    size for each task."""
     out, _ = frames_run
-    other = frames_scenario(policy={"default_threshold": 0.0}, output={"pcap": False})
-    run_isolated(other, tmp_path)
+    other = frames_scenario(policy={"default_threshold": 0.0}, output={"pcap": False},
+                            radio={"enabled": True, "bandwidth_rb": 25, "rlc_mode": "am"})
+    summary = run_isolated(other, tmp_path)
+    assert summary["counts_by_status"]["completed"] == summary["tasks_generated"]
     a = pd.read_parquet(out / "tasks.parquet")[["ue", "created_s", "input_bytes"]]
     b = pd.read_parquet(tmp_path / "tasks.parquet")[["ue", "created_s", "input_bytes"]]
     pd.testing.assert_frame_equal(a, b)
