@@ -43,7 +43,7 @@ def sweep_figure(directory: Path, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     results = pd.read_parquet(directory / "results.parquet")
-    results = results[results["status"] == "ok"] if "status" in results.columns else results
+    results = results[results["status"] == "complete"] if "status" in results.columns else results
     keys = _swept(results, directory)
     x_key = keys[0]
     group_key = next((k for k in keys[1:] if results[k].nunique() > 1), None)
@@ -77,7 +77,12 @@ def sweep_figure(directory: Path, out: Path) -> Path:
     if group_key:
         axes[1].legend(fontsize=7)
     fig.suptitle(f"{directory.name}: one seed per point; exits and compute ESTIMATED (large_model)", fontsize=9)
-    path = out / f"radio_{x_key.split('.')[-1]}.png"
+    return _saved(fig, out / f"radio_{x_key.split('.')[-1]}.png")
+
+
+def _saved(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -120,10 +125,7 @@ def distance_figure(directories: list[Path], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("uplink time vs distance (all UE counts pooled)", fontsize=9)
-    path = out / "radio_distance.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _saved(fig, out / "radio_distance.png")
 
 
 def main(argv: list[str] | None = None) -> int:

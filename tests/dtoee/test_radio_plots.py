@@ -28,7 +28,7 @@ def _run(directory: Path, run_id: str, uplink_by_distance: dict[float, float]) -
     (run / "summary.json").write_text(json.dumps({"measured_from_s": 0.5}))
 
 
-def test_sweep_figure_and_distance_table(tmp_path):
+def test_sweep_figure_and_distance_table(tmp_path, monkeypatch):
     sweep = tmp_path / "bw"
     _run(sweep, "a", {30.0: 0.1, 120.0: 0.3, 130.0: 0.5, 240.0: 1.0})
     _run(sweep, "b", {30.0: 0.05, 120.0: 0.1, 240.0: 0.4})
@@ -38,14 +38,19 @@ def test_sweep_figure_and_distance_table(tmp_path):
         "radio_share.downlink": [0.02, 0.05]})
     results.to_parquet(sweep / "results.parquet")
     (sweep / "sweep.json").write_text(json.dumps({"grid": {"radio.bandwidth_rb": [25, 50]}}))
+    drawn = {}
+    monkeypatch.setattr(radio_plots, "_saved", lambda fig, path: drawn.setdefault(path.name, fig) and path)
     assert radio_plots.sweep_figure(sweep, tmp_path).name == "radio_bandwidth_rb.png"
+    mean_line = drawn["radio_bandwidth_rb.png"].axes[0].lines[0]
+    assert list(mean_line.get_xdata()) == [25, 50] and list(mean_line.get_ydata()) == pytest.approx([500, 200])
     table = radio_plots.distance_table([sweep])
     at25 = table[table["bandwidth_rb"] == 25].set_index(table[table["bandwidth_rb"] == 25]["distance_m"].astype(str))
     assert at25.loc["(100, 150]", "n"] == 2 and at25.loc["(100, 150]", "mean"] == pytest.approx(0.4)
     assert at25.loc["(200, 250]", "mean"] == pytest.approx(1.0)
     at50 = table[table["bandwidth_rb"] == 50]
     assert list(at50["n"]) == [1, 1, 1] and np.allclose(at50["mean"], [0.05, 0.1, 0.4])
-    assert radio_plots.distance_figure([sweep], tmp_path).exists()
+    radio_plots.distance_figure([sweep], tmp_path)
+    assert len(drawn["radio_distance.png"].axes[0].lines) == 2  # one per bandwidth
 
 
 def test_city_vision_file_describes_cameras_and_a_large_vit():
