@@ -88,7 +88,7 @@ def _saved(fig, path: Path) -> Path:
     return path
 
 
-def distance_table(directories: list[Path], bins_m=(0, 50, 100, 150, 200, 250)) -> pd.DataFrame:
+def distance_table(directories: list[Path], bins_m=(0, 100, 150, 200, 250)) -> pd.DataFrame:
     """Uplink time (mean, p95, s) and count of completed tasks by UE distance bin, per
     bandwidth, pooled over the runs of the given sweeps."""
     frames = []

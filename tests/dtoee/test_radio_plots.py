@@ -31,7 +31,7 @@ def _run(directory: Path, run_id: str, uplink_by_distance: dict[float, float]) -
 def test_sweep_figure_and_distance_table(tmp_path, monkeypatch):
     sweep = tmp_path / "bw"
     _run(sweep, "a", {30.0: 0.1, 120.0: 0.3, 130.0: 0.5, 240.0: 1.0})
-    _run(sweep, "b", {30.0: 0.05, 120.0: 0.1, 240.0: 0.4})
+    _run(sweep, "b", {30.0: 0.05, 90.0: 0.1, 240.0: 0.4})
     results = pd.DataFrame({
         "run_id": ["a", "b"], "radio.bandwidth_rb": [25, 50], "status": ["complete", "complete"],
         "delay_s.mean": [0.5, 0.2], "delay_s.p95": [1.0, 0.4], "radio_share.uplink": [0.9, 0.8],
@@ -48,7 +48,7 @@ def test_sweep_figure_and_distance_table(tmp_path, monkeypatch):
     assert at25.loc["(100, 150]", "n"] == 2 and at25.loc["(100, 150]", "mean"] == pytest.approx(0.4)
     assert at25.loc["(200, 250]", "mean"] == pytest.approx(1.0)
     at50 = table[table["bandwidth_rb"] == 50]
-    assert list(at50["n"]) == [1, 1, 1] and np.allclose(at50["mean"], [0.05, 0.1, 0.4])
+    assert list(at50["n"]) == [2, 1] and np.allclose(at50["mean"], [0.075, 0.4])
     radio_plots.distance_figure([sweep], tmp_path)
     assert len(drawn["radio_distance.png"].axes[0].lines) == 2  # one per bandwidth
 
