@@ -7,7 +7,8 @@ For each sweep directory (``dtoee sweep``'s ``results.parquet``) whose first swe
 radio field, draws ``radio_<field>.png``: mean and p95 delay (one line per value of the
 second swept key, e.g. UEs per cell) and the share of delay spent on the uplink and the
 downlink (sum of transfer times over sum of delays, completed tasks after the warm-up).
-``radio_distance.png`` pools every run's tasks: uplink time against UE distance, binned.
+``radio_distance.png`` pools the tasks of the sweeps over ``radio.bandwidth_rb``: uplink time
+against UE distance, binned, one line per bandwidth.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def sweep_figure(directory: Path, out: Path) -> Path:
     x_key = keys[0]
     group_key = next((k for k in keys[1:] if results[k].nunique() > 1), None)
     groups = sorted(results[group_key].unique()) if group_key else [None]
-    categorical = results[x_key].dtype == object
+    categorical = not pd.api.types.is_numeric_dtype(results[x_key])
     xs_all = list(dict.fromkeys(results[x_key])) if categorical else sorted(results[x_key].unique())
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), layout="constrained")
+    flagged = False
     for group in groups:
         rows = results if group is None else results[results[group_key] == group]
         agg = rows.groupby(x_key, sort=False)[["delay_s.mean", "delay_s.p95", "radio_share.uplink",
@@ -61,6 +63,12 @@ def sweep_figure(directory: Path, out: Path) -> Path:
         axes[0].plot(positions, agg["delay_s.p95"] * 1e3, "s--", color=line.get_color(), label=f"p95 {label}")
         axes[1].plot(positions, agg["radio_share.uplink"], "o-", color=line.get_color(), label=label or "uplink")
         axes[2].plot(positions, agg["radio_share.downlink"], "o-", color=line.get_color(), label=label or "downlink")
+        if "counts_by_status.in_flight" in rows.columns:  # overloaded: the completed are the lucky ones
+            stuck = rows.groupby(x_key, sort=False)["counts_by_status.in_flight"].max().reindex(xs_all).to_numpy() > 0
+            if stuck.any():
+                axes[0].plot(positions[stuck], agg["delay_s.p95"].to_numpy()[stuck] * 1e3, "o", ms=14, mfc="none",
+                             mec="red", label="_" if flagged else "tasks still in flight at the stop: delays understated")
+                flagged = True
     axes[0].set_ylabel("response delay (ms)")
     if results["delay_s.p95"].max() > 10 * max(results["delay_s.mean"].min(), 1e-9):
         axes[0].set_yscale("log")
@@ -136,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for directory in args.sweeps:
         print(sweep_figure(directory, args.out))
-    print(distance_figure(args.sweeps, args.out))
+    # Distance by bandwidth: from the sweeps over bandwidth (others run at their own settings).
+    over_bandwidth = [d for d in args.sweeps
+                      if "radio.bandwidth_rb" in _swept(pd.read_parquet(d / "results.parquet"), d)]
+    print(distance_figure(over_bandwidth or args.sweeps, args.out))
     return 0
 
 
