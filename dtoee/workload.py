@@ -31,6 +31,7 @@ import numpy as np
 from dtoee.config import SizeDistribution
 
 TOKEN_ID_BYTES = 4  # a prompt travels as int32 token ids
+MAX_SIZE = 1e12  # the largest size a scenario may give (config's bound): caps a log-normal's tail
 _STANDARD_NORMAL = NormalDist()
 _GRID_POINTS = 2000  # midpoint rule for expectations of continuous distributions
 
@@ -60,8 +61,7 @@ def quantile(dist: SizeDistribution, u: float) -> int:
     value = math.exp(mu + dist.sigma * _STANDARD_NORMAL.inv_cdf(p))
     if dist.low is not None:
         value = max(value, dist.low)
-    if dist.high is not None:
-        value = min(value, dist.high)
+    value = min(value, dist.high if dist.high is not None else MAX_SIZE)  # an untruncated tail stays finite
     return max(1, round(value))
 
 

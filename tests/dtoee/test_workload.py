@@ -49,6 +49,11 @@ def test_lognormal_median_sigma_and_truncation():
     assert y.mean() == pytest.approx(expectation(t), rel=0.02)
 
 
+def test_an_untruncated_tail_stays_within_the_configs_bound():
+    d = dist(distribution="lognormal", median=1e12, sigma=10)
+    assert quantile(d, 0.999999) == 10**12 and quantile(d, 0.0) >= 1
+
+
 def test_empirical_with_weights():
     d = dist(distribution="empirical", values=[100, 200, 300], weights=[1, 0, 3])
     x = draws(d)
