@@ -71,7 +71,7 @@ def scenario_system(scenario, splits: tuple[str, ...] = ("validation",)):
     from dtoee.system_model import system_from_scenario
 
     setup = preflight(scenario, allow_large=True)  # every check a run makes; no tasks are simulated here
-    systems = tuple(system_from_scenario(scenario, setup.model, setup.ues, setup.figures, split=split)
+    systems = tuple(system_from_scenario(scenario, setup.model, setup.ues, setup.planning, split=split)
                     for split in splits)
     return systems[0] if len(systems) == 1 else systems
 

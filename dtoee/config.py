@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -87,9 +88,10 @@ class ModelConfig(_Frozen):
     )
     service_distribution: Literal["deterministic", "exponential"] = "deterministic"
     activation_dtype: Literal["fp32", "fp16", "int8"] = Field("fp32", description="wire format of offloaded activations")
-    large_model: Literal["llama-2-7b", "llama-2-13b", "gpt2-xl", "gpt2"] | None = Field(
+    large_model: Literal["llama-2-7b", "llama-2-13b", "gpt2-xl", "gpt2", "vit-l-16", "vit-h-14"] | None = Field(
         None, description="take stage latencies, sizes and parameters from this real architecture "
-        "(ESTIMATED from its FLOPs and device_flops); exits still come from the trained family")
+        "(ESTIMATED from its FLOPs and device_flops); exits still come from the trained family; "
+        "vit-* see one 224 px image per task (seq_len does not apply)")
     seq_len: int = Field(512, ge=1, le=4096, description="tokens per task, for large_model")
     device_flops: float = Field(1e14, gt=0, le=1e18, description="FLOP/s of a speed_factor-1 server, for large_model")
 
@@ -119,6 +121,10 @@ class RadioConfig(_Frozen):
     dl_earfcn: int = Field(100, ge=0, le=6599, description="downlink EARFCN (FDD); uplink = dl + 18000")
     access_loss: float = Field(0.0, ge=0, lt=1, description="extra packet loss on every UE <-> server packet "
                                "(on top of the LTE PHY's own SINR-based errors)")
+    rlc_mode: Literal["um", "am"] = Field("um", description="RLC of the data bearers: unacknowledged (ns-3's "
+                                          "default with EPC) or acknowledged mode (ARQ, as TCP bearers use)")
+    rlc_buffer_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="RLC transmit buffer per bearer "
+                                  "(ns-3's 10 kB default drops most of any upload larger than that)")
 
     @model_validator(mode="after")
     def _bandwidth(self) -> "RadioConfig":
@@ -284,6 +290,75 @@ class OutputConfig(_Frozen):
     csv: bool = True
 
 
+class SizeDistribution(_Frozen):
+    """One positive integer per task (bytes or tokens), drawn from a distribution.
+
+    * ``"fixed"``: always ``value``;
+    * ``"uniform"``: an integer uniform in [``low``, ``high``];
+    * ``"lognormal"``: exp(N(ln ``median``, ``sigma``^2)), rounded, truncated to
+      [``low``, ``high``] when given (drawn by inverse CDF inside the bounds: no clipped atoms);
+    * ``"empirical"``: one of ``values``, with probabilities ``weights`` (default equal).
+    """
+
+    distribution: Literal["fixed", "uniform", "lognormal", "empirical"] = "fixed"
+    value: float | None = Field(None, ge=1, le=1e12)
+    low: float | None = Field(None, ge=1, le=1e12)
+    high: float | None = Field(None, ge=1, le=1e12)
+    median: float | None = Field(None, ge=1, le=1e12)
+    sigma: float | None = Field(None, gt=0, le=10)
+    values: list[float] = Field(default_factory=list)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "SizeDistribution":
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma"),
+                "empirical": ()}[self.distribution]
+        for name in need:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is missing; required when distribution = {self.distribution!r}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low = {self.low!r} > high = {self.high!r}; allowed: low <= high")
+        if self.distribution == "lognormal" and self.low is not None and self.high is not None:
+            if not self.low <= self.median <= self.high:
+                raise ValueError(f"median = {self.median!r}; allowed: within [low, high] = [{self.low!r}, {self.high!r}]")
+        if self.distribution == "empirical":
+            if not self.values:
+                raise ValueError("values is empty; required (a list of numbers >= 1) when distribution = 'empirical'")
+            for k, v in enumerate(self.values):
+                if not (1 <= v <= 1e12):
+                    raise ValueError(f"values[{k}] = {v!r}; allowed: a number in [1, 1e12]")
+            if self.weights is not None:
+                if len(self.weights) != len(self.values):
+                    raise ValueError(f"weights has {len(self.weights)} entries; allowed: one per value ({len(self.values)})")
+                if any(not (w >= 0 and math.isfinite(w)) for w in self.weights) or sum(self.weights) <= 0:
+                    raise ValueError(f"weights = {self.weights!r}; allowed: numbers >= 0 with a positive sum")
+        return self
+
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value a draw can take (inf when unbounded)."""
+        if self.distribution == "fixed":
+            return self.value, self.value
+        if self.distribution == "empirical":
+            return min(self.values), max(self.values)
+        return (self.low if self.low is not None else 1.0), (self.high if self.high is not None else math.inf)
+
+
+class WorkloadConfig(_Frozen):
+    """What each task carries, drawn per task from its own random stream (``task_sizes``),
+    independent of the sample that decides its exits.
+
+    input_bytes: bytes each task uploads (e.g. a JPEG camera frame). For a large decoder it is
+        what is uploaded besides the prompt's token ids (e.g. an image); unset: the model's own
+        sample (or 4 bytes per prompt token for a decoder).
+    prompt_tokens: prompt length per task, for a ``model.large_model`` decoder (replaces
+        ``model.seq_len``): the task's token-id bytes, activation bytes (tokens x hidden x
+        wire-format bytes) and stage service times follow its own length.
+    """
+
+    input_bytes: SizeDistribution | None = None
+    prompt_tokens: SizeDistribution | None = None
+
+
 class Scenario(_Frozen):
     name: str = Field("scenario", pattern=NAME_PATTERN, description="names the default run directory")
     simulation: SimulationConfig = SimulationConfig()
@@ -296,6 +371,7 @@ class Scenario(_Frozen):
     events: list[EventConfig] = Field(default_factory=list)
     faults: FaultsConfig = FaultsConfig()
     output: OutputConfig = OutputConfig()
+    workload: WorkloadConfig = WorkloadConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -333,7 +409,23 @@ class Scenario(_Frozen):
         self._check_events(names)
         if self.model.stage_latency_s is not None:
             check_service_times(self, self.model.stage_latency_s)
+        self._check_workload()
         return self
+
+    def _check_workload(self) -> None:
+        tokens = self.workload.prompt_tokens
+        if tokens is None:
+            return
+        if self.model.large_model is None or not self.model.large_model.startswith(("llama", "gpt")):
+            raise ValueError(f"workload.prompt_tokens is set but model.large_model = {self.model.large_model!r}; "
+                             "allowed: only with a decoder large_model (llama-*, gpt2*)")
+        if self.model.stage_latency_s is not None:
+            raise ValueError("workload.prompt_tokens: service times follow each task's prompt length; "
+                             "allowed: only without model.stage_latency_s")
+        low, high = tokens.bounds()
+        if high > 4096:
+            raise ValueError(f"workload.prompt_tokens can reach {high!r} tokens; allowed: at most 4096 "
+                             "(set high, or values, within the model's context)")
 
     def _check_events(self, names: list[str]) -> None:
         links = {frozenset((a, b)) for a, b, *_ in backhaul_pairs(self)}

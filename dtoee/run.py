@@ -30,6 +30,7 @@ from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
 from dtoee.topology import backhaul_graph, next_hops
+from dtoee.workload import Workload
 from ns3_glue.network import Ns3Network, UePlacement
 
 
@@ -79,20 +80,65 @@ class StageFigures:
     estimated: bool
 
 
+_WIRE_FIELD = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}
+
+
+def _large_profile(config, seq_len: int | None):
+    from inference import large_model_profile
+
+    return large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=seq_len,
+                               wire_dtype=config.activation_dtype)
+
+
 def stage_figures(scenario: Scenario, model) -> StageFigures:
     config = scenario.model
-    field = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}[
-        config.activation_dtype]
+    field = _WIRE_FIELD[config.activation_dtype]
     if config.large_model is not None:
-        from inference import large_model_profile
+        from inference.large_models import LARGE_MODELS, is_vision
 
-        profile = large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=config.seq_len)
-        input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
+        if is_vision(config.large_model):  # one image: tokens fixed by the architecture
+            profile, input_bytes = _large_profile(config, None), LARGE_MODELS[config.large_model].input_bytes
+        else:
+            profile, input_bytes = _large_profile(config, config.seq_len), 4 * config.seq_len  # int32 token ids
+        estimated = True
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
     return StageFigures(latency, [int(getattr(p, field)) for p in profile], [int(p.param_bytes) for p in profile],
                         int(input_bytes), estimated)
+
+
+def build_workload(scenario: Scenario, figures: StageFigures) -> Workload:
+    """The per-task sizes of ``scenario.workload`` over the model's ``figures``."""
+    config, workload = scenario.model, scenario.workload
+    decoder = config.large_model is not None and config.large_model.startswith(("llama", "gpt"))
+    figures_for_tokens = None
+    if workload.prompt_tokens is not None:
+        field = _WIRE_FIELD[config.activation_dtype]
+
+        def figures_for_tokens(tokens: int) -> tuple[list[float], list[int]]:
+            profile = _large_profile(config, tokens)
+            return [p.latency_s for p in profile], [int(getattr(p, field)) for p in profile]
+
+        high = workload.prompt_tokens.bounds()[1]
+        try:
+            figures_for_tokens(int(high))  # validated <= 4096: the model's context may be shorter
+        except ValueError as error:
+            raise ScenarioError(f"workload.prompt_tokens can reach {high!r} tokens: {error}") from None
+    return Workload(sample_bytes=figures.input_bytes, stage_latency_s=figures.latency_s,
+                    activation_bytes=figures.activation_bytes, input_bytes=workload.input_bytes,
+                    prompt_tokens=workload.prompt_tokens, fixed_tokens=config.seq_len if decoder else 0,
+                    figures_for_tokens=figures_for_tokens)
+
+
+def mean_figures(figures: StageFigures, workload: Workload) -> StageFigures:
+    """``figures`` with the workload's expected input bytes, service times and activation
+    bytes (the prior the policies plan with, when task sizes vary)."""
+    if not workload.varies:
+        return figures
+    return StageFigures([float(x) for x in workload.mean_stage_latency_s()],
+                        [round(b) for b in workload.mean_activation_bytes()], figures.param_bytes,
+                        round(workload.mean_input_bytes()), figures.estimated)
 
 
 def check_memory(scenario: Scenario, figures: StageFigures) -> None:
@@ -171,6 +217,8 @@ class Setup:
     ues: list[UePlacement]
     system: object
     policy: object
+    workload: Workload = None           # per-task sizes (dtoee/workload.py)
+    planning: StageFigures = None       # figures with the workload's expected sizes: what policies plan with
 
 
 def preflight(scenario: Scenario, *, allow_large: bool = False) -> Setup:
@@ -190,8 +238,10 @@ def preflight(scenario: Scenario, *, allow_large: bool = False) -> Setup:
         check_task_memory(scenario)
     rngs = numpy_streams(scenario.simulation.seed, sum(group.count for group in scenario.ue_groups))
     ues = place_ues(scenario, rngs["placement"])
-    system = system_from_scenario(scenario, model, ues, figures) if scenario.policy.kind != "static" else None
-    return Setup(model, figures, rngs, ues, system, build_policy(scenario, system))
+    workload = build_workload(scenario, figures)
+    planning = mean_figures(figures, workload)
+    system = system_from_scenario(scenario, model, ues, planning) if scenario.policy.kind != "static" else None
+    return Setup(model, figures, rngs, ues, system, build_policy(scenario, system), workload, planning)
 
 
 @dataclass
@@ -205,6 +255,7 @@ class Simulation:
     executor: object
     trace: Trace
     policy_log: PolicyLog
+    ue_distance_m: dict[int, float]     # each UE's distance from its serving eNB
 
 
 def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulation:
@@ -219,18 +270,19 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
     cosim = CoSimulation(
         network=network, executor=executor, policy=setup.policy, nodes=nodes, ues=setup.ues,
-        stage_latency_s=setup.figures.latency_s,
+        stage_latency_s=setup.planning.latency_s,
         exponential_service=scenario.model.service_distribution == "exponential",
-        duration_s=scenario.simulation.duration_s, rngs=setup.rngs, trace=trace, faults=faults,
+        duration_s=scenario.simulation.duration_s, rngs=setup.rngs, trace=trace, faults=faults, workload=setup.workload,
         next_hop=next_hops(backhaul_graph(scenario)),
         ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
     )
     policy_log = PolicyLog()
-    control = ControlPlane(cosim=cosim, policy=setup.policy, scenario=scenario, stage_latency_s=setup.figures.latency_s,
+    control = ControlPlane(cosim=cosim, policy=setup.policy, scenario=scenario, stage_latency_s=setup.planning.latency_s,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(setup.policy))
+    ue_distance_m = {ue.index: math.dist(ue.position_m, scenario.node(ue.serving_node).position_m) for ue in setup.ues}
     cosim.start()
     control.start()
-    return Simulation(network, nodes, cosim, control, executor, trace, policy_log)
+    return Simulation(network, nodes, cosim, control, executor, trace, policy_log, ue_distance_m)
 
 
 def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.DataFrame, *,
@@ -242,7 +294,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         tasks, {n.name: n.busy_time_s for n in sim.nodes}, {n.name: n.servers for n in sim.nodes},
         max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
-        model=setup.model.name, data_splits=setup.model.data_splits(), mode=scenario.model.mode, stage_latency_s=setup.figures.latency_s,
+        model=setup.model.name, data_splits=setup.model.data_splits(), mode=scenario.model.mode, stage_latency_s=setup.planning.latency_s,
         large_model=scenario.model.large_model, stage_figures_estimated=setup.figures.estimated,
         activation_bytes=setup.figures.activation_bytes,
         max_queue_length_by_node={n.name: n.max_queue_length for n in sim.nodes},
@@ -280,7 +332,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
 
     def write(partial_reason: str | None) -> dict:
         """Summarise and write everything simulated so far (each file replaced atomically)."""
-        tasks = tasks_frame(sim.cosim.tasks)
+        tasks = tasks_frame(sim.cosim.tasks, sim.ue_distance_m)
         wall = {"wall_s": time.perf_counter() - wall_start, "setup_wall_s": setup_wall_s,
                 "run_wall_s": time.perf_counter() - run_started}
         summary = run_summary(scenario, setup, sim, tasks, partial_reason=partial_reason, wall=wall)

@@ -1,4 +1,5 @@
-"""Estimated per-stage profiles of named large decoder models (not trained, not run).
+"""Estimated per-stage profiles of named large models (not trained, not run): decoders
+(LLaMA-2, GPT-2) and vision transformers (ViT-L/16, ViT-H/14 at 224 px).
 
 FLOPs, parameter bytes and activation bytes are computed from the architecture; latency is
 ``flops / device_flops`` where ``device_flops`` (FLOP/s) is given or measured here with an
@@ -17,7 +18,14 @@ Conventions (stated in profile.json too):
   d x vocab linear, an untied copy); the last stage's head is the model's own;
 - activation sent between stages: the hidden states of all ``seq_len`` positions,
   [T, d], in fp32 / fp16 / int8 (``serialize`` wire formats);
-- parameter bytes in ``param_dtype`` (default fp16, as these models are usually served).
+- parameter bytes in ``param_dtype`` (default fp16, as these models are usually served);
+- vision transformers (:class:`VisionArch`): one task = one 224 x 224 RGB image, patchified
+  into (224 / p)^2 patches plus a class token (T = 197 for p = 16, 257 for p = 14); stage 1
+  also holds the patch embedding (a p x p stride-p convolution: 2 x patches x 3p^2 x d FLOPs)
+  and the position embedding; every exit head is LayerNorm + d x 1000 linear on the class
+  token; activation between stages [T, d]; JPEG decoding and resizing are not counted;
+- with ``wire_dtype = "int8"`` a stage's latency also holds the (de)quantisation of what it
+  sends and receives (:func:`int8_codec_s`: an ESTIMATE, see there); fp32 / fp16 cost nothing extra.
 """
 from __future__ import annotations
 
@@ -93,13 +101,98 @@ class DecoderArch:
     def head_flops(self) -> int:
         return 2 * self.dim * self.vocab_size
 
+    def embedding_flops(self) -> int:
+        return 0  # a table lookup
 
-LARGE_MODELS: dict[str, DecoderArch] = {
+    @property
+    def default_seq_len(self) -> int:
+        return 512
+
+    @property
+    def input_bytes(self) -> int:
+        return 4 * self.default_seq_len  # int32 token ids
+
+
+@dataclass(frozen=True)
+class VisionArch:
+    """Architecture numbers of a ViT image classifier (Dosovitskiy et al. 2021, Table 1):
+    pre-norm blocks with biased qkv / projection / 2-layer GELU MLP, class token, learned
+    position embedding, LayerNorm + linear head over ``num_classes``."""
+
+    name: str
+    num_layers: int
+    dim: int
+    heads: int
+    ffn_hidden: int
+    patch_size: int
+    image_size: int = 224
+    num_classes: int = 1000
+
+    def __post_init__(self) -> None:
+        for f in ("num_layers", "dim", "heads", "ffn_hidden", "patch_size", "image_size", "num_classes"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"VisionArch.{f}={v!r}: must be a positive int")
+        if self.image_size % self.patch_size or self.dim % self.heads:
+            raise ValueError(f"VisionArch: patch_size={self.patch_size} must divide image_size={self.image_size} "
+                             f"and heads={self.heads} must divide dim={self.dim}")
+
+    @property
+    def patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def tokens(self) -> int:
+        return self.patches + 1  # + class token
+
+    @property
+    def default_seq_len(self) -> int:
+        return self.tokens
+
+    @property
+    def max_positions(self) -> int:
+        return self.tokens
+
+    @property
+    def input_bytes(self) -> int:
+        return 3 * self.image_size**2  # the decoded RGB image, uint8
+
+    def layer_matrix_params(self) -> int:
+        return 4 * self.dim * self.dim + 2 * self.dim * self.ffn_hidden
+
+    def layer_params(self) -> int:
+        # qkv + projection + MLP biases, two LayerNorms (weight + bias)
+        return self.layer_matrix_params() + 3 * self.dim + self.dim + self.ffn_hidden + self.dim + 4 * self.dim
+
+    def embedding_params(self) -> int:
+        patch = 3 * self.patch_size**2 * self.dim + self.dim
+        return patch + self.dim + self.tokens * self.dim  # + class token + positions
+
+    def head_params(self) -> int:
+        return 2 * self.dim + self.dim * self.num_classes + self.num_classes
+
+    def layer_flops(self, seq_len: int) -> int:
+        return 2 * seq_len * self.layer_matrix_params() + 4 * seq_len * seq_len * self.dim
+
+    def head_flops(self) -> int:
+        return 2 * self.dim * self.num_classes  # class token only
+
+    def embedding_flops(self) -> int:
+        return 2 * self.patches * 3 * self.patch_size**2 * self.dim
+
+
+LARGE_MODELS: dict[str, DecoderArch | VisionArch] = {
     "llama-2-7b": DecoderArch("llama-2-7b", 32, 4096, 32, 32, 11008, 32000, 4096, True, False, False, False),
     "llama-2-13b": DecoderArch("llama-2-13b", 40, 5120, 40, 40, 13824, 32000, 4096, True, False, False, False),
     "gpt2-xl": DecoderArch("gpt2-xl", 48, 1600, 25, 25, 6400, 50257, 1024, False, True, True, True),
     "gpt2": DecoderArch("gpt2", 12, 768, 12, 12, 3072, 50257, 1024, False, True, True, True),
+    "vit-l-16": VisionArch("vit-l-16", 24, 1024, 16, 4096, 16),
+    "vit-h-14": VisionArch("vit-h-14", 32, 1280, 16, 5120, 14),
 }
+
+
+def is_vision(name: str) -> bool:
+    return isinstance(LARGE_MODELS.get(name), VisionArch)
 
 
 def split_layers(num_layers: int, num_stages: int) -> list[range]:
@@ -133,18 +226,55 @@ def measure_matmul_flops(size: int = 1024, repeats: int = 5, num_threads: int | 
     return 2.0 * size**3 / float(np.median(times))
 
 
-def large_model_profile(name: str, num_stages: int, device_flops: float | None = None, *, seq_len: int = 512,
-                        param_dtype: str = "fp16", num_threads: int | None = 1) -> list[StageProfile]:
+# int8 wire format (``serialize``: absmax scale, then round): per element, quantising is
+# |x|, the running max, x / scale, round, clamp (5 operations; x read twice as fp16 and
+# written once as int8: 5 bytes); dequantising is a cast and a multiply (2 operations;
+# 1 byte read, 2 written: 3 bytes). These are counts of the kernels' work, not measurements.
+INT8_QUANTISE_OPS_PER_ELEMENT = 5
+INT8_DEQUANTISE_OPS_PER_ELEMENT = 2
+INT8_QUANTISE_BYTES_PER_ELEMENT = 5
+INT8_DEQUANTISE_BYTES_PER_ELEMENT = 3
+
+
+def int8_codec_s(numel: int, device_flops: float, memory_bytes_per_s: float | None = None, *,
+                 quantise: bool = True) -> float:
+    """ESTIMATED time to quantise (``quantise=True``) or dequantise ``numel`` activations.
+
+    Roofline of an elementwise kernel: max(ops x numel / device_flops, bytes x numel /
+    memory_bytes_per_s). Without a memory bandwidth (the FLOP/s-only device model) only the
+    first term counts, a lower bound: such kernels are memory-bound on real devices, so a
+    device profile with its memory bandwidth should pass ``memory_bytes_per_s``.
+    """
+    ops = INT8_QUANTISE_OPS_PER_ELEMENT if quantise else INT8_DEQUANTISE_OPS_PER_ELEMENT
+    moved = INT8_QUANTISE_BYTES_PER_ELEMENT if quantise else INT8_DEQUANTISE_BYTES_PER_ELEMENT
+    compute_s = ops * numel / device_flops
+    memory_s = moved * numel / memory_bytes_per_s if memory_bytes_per_s else 0.0
+    return max(compute_s, memory_s)
+
+
+def large_model_profile(name: str, num_stages: int, device_flops: float | None = None, *, seq_len: int | None = None,
+                        param_dtype: str = "fp16", num_threads: int | None = 1,
+                        wire_dtype: str = "fp32") -> list[StageProfile]:
     """Estimated StageProfiles of the named model (``LARGE_MODELS``) cut into ``num_stages``.
 
     device_flops: FLOP/s of the target device; None = measured here by ``measure_matmul_flops``.
-    seq_len: tokens per task (prompt length), 1..max_positions.
+    seq_len: tokens per task (prompt length), 1..max_positions; None = 512 for a decoder. A
+        vision model's is fixed by its image and patch size (None or that number).
+    wire_dtype: format of the activations sent between stages; "int8" adds the estimated
+        quantisation of stage k's output (k < K) and dequantisation of its input (k > 1)
+        to stage k's latency.
     """
     if name not in LARGE_MODELS:
         raise ValueError(f"name={name!r}: must be one of {sorted(LARGE_MODELS)}")
     arch = LARGE_MODELS[name]
+    if seq_len is None:
+        seq_len = arch.default_seq_len
+    if isinstance(arch, VisionArch) and seq_len != arch.tokens:
+        raise ValueError(f"seq_len={seq_len!r}: {name} sees {arch.tokens} tokens per {arch.image_size} px image")
     if not isinstance(seq_len, int) or not 1 <= seq_len <= arch.max_positions:
         raise ValueError(f"seq_len={seq_len!r}: must be an int in 1..{arch.max_positions}")
+    if wire_dtype not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"wire_dtype={wire_dtype!r}: must be one of ['fp16', 'fp32', 'int8']")
     if param_dtype not in _DTYPE_BYTES:
         raise ValueError(f"param_dtype={param_dtype!r}: must be one of {sorted(_DTYPE_BYTES)}")
     if device_flops is None:
@@ -159,8 +289,11 @@ def large_model_profile(name: str, num_stages: int, device_flops: float | None =
     out = []
     for k, layers in enumerate(split_layers(arch.num_layers, num_stages), start=1):
         params = len(layers) * arch.layer_params() + arch.head_params() + (arch.embedding_params() if k == 1 else 0)
-        flops = len(layers) * arch.layer_flops(seq_len) + arch.head_flops()
+        flops = len(layers) * arch.layer_flops(seq_len) + arch.head_flops() + (arch.embedding_flops() if k == 1 else 0)
         latency_s = flops / device_flops
+        if wire_dtype == "int8":
+            latency_s += (int8_codec_s(act_numel, device_flops, quantise=True) if k < num_stages else 0.0) + \
+                         (int8_codec_s(act_numel, device_flops, quantise=False) if k > 1 else 0.0)
         out.append(StageProfile(
             stage=k, latency_s=latency_s, latency_p95_s=latency_s,
             activation_bytes=activation_size_bytes(act_numel, "fp32"), param_bytes=params * pb, flops=int(flops),

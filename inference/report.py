@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from .configs import FAMILIES, config_to_dict
 from .exits import CALIBRATION_SPLIT, EVALUATION_SPLIT, SPLITS
-from .large_models import LARGE_MODELS, large_model_profile, total_params
+from .large_models import LARGE_MODELS, is_vision, large_model_profile, total_params
 from .profiling import StageProfile
 from .staged import StagedModel, load_staged_model
 
@@ -84,9 +84,13 @@ def large_profile_document(name: str, profile: list[StageProfile], seq_len: int,
                              "latency = FLOPs / device FLOP/s (p95 = median: no distribution is modelled)",
         "device": profile[0].device, "num_stages": len(profile), "seq_len": seq_len, "param_dtype": param_dtype,
         "total_params": total_params(name), "architecture": {k: v for k, v in vars(arch).items()},
-        "assumptions": ["prefill of seq_len tokens, batch 1", "exit head = final norm + d x vocab linear per stage",
-                        "1 multiply-add = 2 FLOPs; attention counted dense; element-wise ops not counted",
-                        "activation sent between stages = hidden states [seq_len, dim]"],
+        "assumptions": (["one 224 px image = seq_len tokens (patches + class token), batch 1",
+                         "exit head = LayerNorm + d x 1000 linear on the class token per stage",
+                         "stage 1 holds the patch embedding; JPEG decoding and resizing not counted"]
+                        if is_vision(name) else
+                        ["prefill of seq_len tokens, batch 1", "exit head = final norm + d x vocab linear per stage"])
+                       + ["1 multiply-add = 2 FLOPs; attention counted dense; element-wise ops not counted",
+                          "activation sent between stages = hidden states [seq_len, dim]"],
         "stages": _stages_json(profile),
     }
 
@@ -155,6 +159,8 @@ def write_profile(name: str, out_dir: str | os.PathLike[str], *, seed: int = 0, 
         doc = profile_document(model)
         plot_measured(model, paths["plot_png"])
     elif name in LARGE_MODELS:
+        if is_vision(name):
+            seq_len = LARGE_MODELS[name].tokens  # fixed by the image and patch size
         prof = large_model_profile(name, num_stages, device_flops, seq_len=seq_len, param_dtype=param_dtype)
         doc = large_profile_document(name, prof, seq_len, param_dtype)
         paths["plot_png"] = out / f"{name}-profile-ESTIMATED.png"

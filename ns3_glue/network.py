@@ -282,6 +282,13 @@ class Ns3Network:
         ns, radio = self.ns, self.scenario.radio
         ns.Config.SetDefault("ns3::LteEnbPhy::TxPower", ns.DoubleValue(radio.enb_tx_power_dbm))
         ns.Config.SetDefault("ns3::LteUePhy::TxPower", ns.DoubleValue(radio.ue_tx_power_dbm))
+        # With uplink power control (ns-3's default) the PUSCH power is capped by Pcmax, not
+        # by LteUePhy::TxPower: without this the UE's transmit power changed nothing.
+        ns.Config.SetDefault("ns3::LteUePowerControl::Pcmax", ns.DoubleValue(radio.ue_tx_power_dbm))
+        for rlc in ("ns3::LteRlcUm", "ns3::LteRlcAm"):
+            ns.Config.SetDefault(f"{rlc}::MaxTxBufferSize", ns.UintegerValue(radio.rlc_buffer_bytes))
+        ns.Config.SetDefault("ns3::LteEnbRrc::EpsBearerToRlcMapping",
+                             ns.StringValue("RlcAmAlways" if radio.rlc_mode == "am" else "RlcUmAlways"))
         lte = ns.CreateObject[ns.LteHelper]()
         epc = ns.CreateObject[ns.PointToPointEpcHelper]()
         lte.SetEpcHelper(epc)
