@@ -91,7 +91,7 @@ def _run(events, duration_s=8.0):
     net, policy = LineNetwork(1e8), Recorder()
     ues = [UePlacement(i, (0.0, 0.0), "bs0", 10.0) for i in range(2)]
     rngs = {"routing": np.random.default_rng(0), "samples": np.random.default_rng(1),
-            "service": np.random.default_rng(2), **{f"arrivals/{i}": np.random.default_rng(10 + i) for i in range(2)}}
+            "service": np.random.default_rng(2), "task_sizes": np.random.default_rng(3), **{f"arrivals/{i}": np.random.default_rng(10 + i) for i in range(2)}}
     cosim = CoSimulation(network=net, executor=Executor(), policy=policy,
                          nodes=[NodeState(n.name, n.servers, n.speed_factor) for n in sc.nodes], ues=ues,
                          stage_latency_s=LATENCY_S, exponential_service=False, duration_s=duration_s, rngs=rngs,
