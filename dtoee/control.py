@@ -18,7 +18,8 @@ from collections import defaultdict
 
 from dtoee.config import Scenario, backhaul_pairs
 from dtoee.system_model import logical_links
-from ns3_glue.network import backhaul_routes, node_endpoint
+from dtoee.network import node_endpoint
+from ns3_glue.description import backhaul_routes
 from optimizer.policy import ControlMessage, NodeMeasurements
 
 POLICY_COLUMNS = ["time_s", "node", "stage", "kind", "target", "value"]

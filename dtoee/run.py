@@ -28,7 +28,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
-from ns3_glue.network import Ns3Network, UePlacement
+from dtoee.network import UePlacement, make_network
 
 
 def place_ues(scenario: Scenario, rng: np.random.Generator) -> list[UePlacement]:
@@ -135,7 +135,8 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
     system = system_from_scenario(scenario, model, ues, figures) if scenario.policy.kind != "static" else None
     policy = build_policy(scenario, system)
-    network = Ns3Network(scenario, ues, pcap_dir)
+    network, radio_model = make_network(scenario, ues, pcap_dir)
+    predictor = _predictor(scenario, model, ues, figures, system, policy, radio_model)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
@@ -176,7 +177,10 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
             forward_wall_s=executor.forward_time_s, python_callback_wall_s=network.python_callback_wall_s,
             python_callbacks=network.python_callbacks,
             partial=partial_reason is not None, partial_reason=partial_reason,
+            fidelity=scenario.simulation.fidelity,
+            radio_model_hash=radio_model.config_hash if radio_model is not None else None,
         )
+        summary.update(predictor(summary))
         write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
                       policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
         return summary
@@ -197,6 +201,35 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     if error is not None:
         raise error
     return summary
+
+
+def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
+    """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
+    for the policy as it stands when the summary is written (for an adaptive policy, its
+    latest state), beside what the run delivered."""
+    from dtoee.system_model import predicted_figures, prediction_error, sample_table
+
+    try:
+        system = system or system_from_scenario(scenario, model, ues, figures)
+        table = sample_table(model)
+    except (ValueError, KeyError) as error:  # e.g. a static policy outside the model's reach
+        reason = f"{type(error).__name__}: {error}"
+        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+
+    radio_s = 0.0
+    if radio_model is not None:  # mean uplink + result leg over the tasks' cells
+        total = sum(u.rate_per_s for u in ues) or 1.0
+        radio_s = sum(u.rate_per_s * (radio_model.mean_s("uplink", u.serving_node)
+                                      + radio_model.mean_s("downlink", u.serving_node)) for u in ues) / total
+
+    def predict(summary: dict) -> dict:
+        try:
+            predicted = predicted_figures(system, policy, table, radio_delay_s=radio_s)
+        except (ValueError, KeyError) as error:
+            return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
+        return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+
+    return predict
 
 
 class Terminated(BaseException):

@@ -13,7 +13,8 @@ on its test split.
 from __future__ import annotations
 
 from dtoee.config import Scenario, backhaul_pairs
-from ns3_glue.network import UePlacement, backhaul_routes
+from dtoee.network import UePlacement
+from ns3_glue.description import backhaul_routes
 from optimizer.system import Link, SystemModel
 
 FRAME_HEADER_BYTES = 16
@@ -63,3 +64,57 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
         w=scenario.policy.w,
         result_bytes=model.result_bytes + FRAME_HEADER_BYTES,
     )
+
+
+def sample_table(model):
+    """The per-sample confidences and correctness of the split the simulation draws its tasks
+    from (the model's replay table over its test split). Pass another
+    :class:`~optimizer.exit_curves.SampleTable` (e.g. the validation split's) to
+    :func:`predicted_figures` to predict from another split."""
+    from optimizer.exit_curves import SampleTable
+
+    return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
+
+
+def predicted_figures(system: SystemModel, policy, table, *, radio_delay_s: float = 0.0) -> dict:
+    """What the system model predicts for ``policy`` (its offloading and thresholds now):
+    mean delay, exit share per stage and accuracy, with exit shares and accuracy exact over
+    ``table`` (conditional on survival, :func:`optimizer.system.sample_flows`), the delay from
+    :func:`optimizer.system.assess_flows` at those flows plus ``radio_delay_s`` (mean uplink +
+    result legs, 0 when unknown), and the accuracy the unconditional curves would give
+    (the selection effect, for comparison)."""
+    from optimizer.system import assess_flows, evaluate, sample_flows, strategy_of_policy
+
+    x, theta = strategy_of_policy(system, policy)
+    exact = sample_flows(system, x, theta, table)
+    evaluation = assess_flows(system, exact.flows, exact.correct_share)
+    unconditional = evaluate(system, x, theta)
+    delay = evaluation.mean_delay_s + radio_delay_s if evaluation.feasible else None
+    return {
+        "mean_delay_s": delay,
+        "compute_delay_s": evaluation.compute_delay_s if evaluation.feasible else None,
+        "network_delay_s": evaluation.network_delay_s if evaluation.feasible else None,
+        "radio_delay_s": radio_delay_s,
+        "feasible": bool(evaluation.feasible),
+        "accuracy": exact.accuracy,
+        "accuracy_unconditional_curves": unconditional.accuracy,
+        "exit_share_by_stage": {str(k): v for k, v in exact.exit_stage_share.items()},
+        "utilisation_by_node": {j: float(r) for j, r in evaluation.rho.items()},
+    }
+
+
+def prediction_error(summary: dict, predicted: dict) -> dict:
+    """Delivered minus predicted: delay in seconds and as a share of delivered, accuracy and
+    exit shares in points."""
+    delivered_delay = (summary.get("delay_s") or {}).get("mean")
+    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None, "exit_share_pts": {}}
+    if delivered_delay is not None and predicted.get("mean_delay_s") is not None:
+        error["mean_delay_s"] = delivered_delay - predicted["mean_delay_s"]
+        error["mean_delay_rel"] = error["mean_delay_s"] / delivered_delay
+    if summary.get("accuracy") is not None:
+        error["accuracy_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy"])
+    for k, share in predicted["exit_share_by_stage"].items():
+        delivered = summary.get("exit_share_by_stage", {}).get(k)
+        if delivered is not None:
+            error["exit_share_pts"][k] = 100.0 * (delivered - share)
+    return error

@@ -480,6 +480,101 @@ def evaluate_exit_shares(
     return assess_flows(system, flows, correct)
 
 
+# ----- per-sample evaluation (exit shares and accuracy conditional on survival) ----------
+
+
+@dataclass(frozen=True)
+class SampleFlows:
+    """What a strategy does to each sample of a :class:`~optimizer.exit_curves.SampleTable`.
+
+    flows: the stationary flows with the conditional exit shares (Lambda, phi, f);
+    exit_share / correct_share: {(j, k)}: among tasks reaching exit k at node j, the share
+    that exits there and the share that exits there correctly;
+    reach: (N, K) P(sample s reaches exit k) (the survival weights of the conditional curves);
+    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right.
+    """
+
+    flows: Flows
+    exit_share: dict[tuple[NodeName, int], float]
+    correct_share: dict[tuple[NodeName, int], float]
+    reach: np.ndarray
+    exit_stage_share: dict[int, float]
+    accuracy: float
+
+
+def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> SampleFlows:
+    """Propagate every sample of ``table`` through the strategy, exactly.
+
+    Each sample s enters at node i with probability lambda_i / sum lambda; m_s(i, k) is the
+    probability that s is at node i needing stage k. Routing is independent of the sample,
+    exits are not::
+
+        a_s(j, k)     = sum_i m_s(i, k) x_ij^k                 (reaches exit k at j)
+        exits_s(j, k) = a_s(j, k) [c_s^k >= theta_j^k]         (all of it at k = K)
+        m_s(j, k+1)   = a_s(j, k) - exits_s(j, k)
+
+    The conditional exit share of (j, k) is sum_s exits_s / sum_s a_s; with it,
+    :func:`propagate` gives the exact mean flows. Accuracy is
+    sum_(s,j,k) exits_s(j, k) correct_s^k / N: no selection effect, because each exit sees
+    only the samples that survived the thresholds upstream of it on their own paths.
+    The exit rule is the simulator's: exit iff confidence >= threshold.
+    """
+    K = system.num_stages
+    if table.num_stages != K:
+        raise ValueError(f"the sample table has {table.num_stages} exits, the system {K} stages")
+    names = list(system.nodes)
+    index = {n: i for i, n in enumerate(names)}
+    n_nodes, n_samples = len(names), table.num_samples
+    total = system.total_external_rate_per_s
+    entry = np.array([system.external_rate_per_s[n] / total for n in names])
+    mass = np.tile(entry, (n_samples, 1))  # m_s(i, 1)
+    reach = np.zeros((n_samples, K))
+    shares: dict[tuple[NodeName, int], float] = {}
+    correct_share: dict[tuple[NodeName, int], float] = {}
+    exit_stage: dict[int, float] = {}
+    right = 0.0
+    for k in range(1, K + 1):
+        route = np.zeros((n_nodes, n_nodes))
+        at = mass.sum(axis=0)
+        for i in system.offloaders(k):
+            if at[index[i]] <= 0:
+                continue
+            probs = x.get((i, k))
+            if probs is None:
+                raise ValueError(f"x has no distribution for node {i!r}, stage {k}")
+            check_distribution(system, i, k, probs)
+            for j, p in probs.items():
+                route[index[i], index[j]] += p
+        arrive = mass @ route  # a_s(j, k)
+        reach[:, k - 1] = arrive.sum(axis=1)
+        conf = table.confidence[:, k - 1]
+        ok = table.correct[:, k - 1]
+        exits = np.zeros_like(arrive)
+        for j in system.hosts[k]:
+            column = arrive[:, index[j]]
+            if k == K:
+                leaving = column
+            else:
+                t = float(theta[(j, k)])
+                leaving = column * (conf >= t)
+            exits[:, index[j]] = leaving
+            arrived = column.sum()
+            shares[(j, k)] = float(leaving.sum() / arrived) if arrived > 0 else (1.0 if k == K else 0.0)
+            correct_share[(j, k)] = float((leaving * ok).sum() / arrived) if arrived > 0 else 0.0
+        exit_stage[k] = float(exits.sum() / n_samples)
+        right += float((exits.sum(axis=1) * ok).sum())
+        mass = arrive - exits
+    flows = propagate(system, x, shares)
+    return SampleFlows(flows, shares, correct_share, reach, exit_stage, right / n_samples)
+
+
+def evaluate_on_samples(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> Evaluation:
+    """:func:`evaluate` with exit shares and accuracy from the samples (:func:`sample_flows`)
+    instead of the unconditional exit curves."""
+    result = sample_flows(system, x, theta, table)
+    return assess_flows(system, result.flows, result.correct_share)
+
+
 # ----- random instances -------------------------------------------------------------------
 
 
