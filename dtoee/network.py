@@ -179,14 +179,21 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("DTOEE_CACHE", Path.home() / ".cache" / "dtoee")) / "radio"
 
 
+def cached_radio_model(scenario) -> RadioDelayModel | None:
+    """The cached calibration of ``scenario``'s radio, or None (nothing is run)."""
+    path = _cache_dir() / f"{radio_config_hash(scenario)}.json"
+    return RadioDelayModel.from_json(path.read_text()) if path.exists() else None
+
+
 def calibrated_radio_model(scenario, ues: list[UePlacement]) -> RadioDelayModel:
     """The radio model for ``scenario``: from the cache, or calibrated now by a packet-level
     run of ``simulation.radio_calibration_s`` simulated seconds of the same scenario (in a
     forked child; seed 1, no events, no faults), legs after its first second."""
     key = radio_config_hash(scenario)
     path = _cache_dir() / f"{key}.json"
-    if path.exists():
-        return RadioDelayModel.from_json(path.read_text())
+    cached = cached_radio_model(scenario)
+    if cached is not None:
+        return cached
     import tempfile
 
     import pandas as pd

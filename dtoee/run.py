@@ -207,7 +207,8 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
     """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
     for the policy as it stands when the summary is written (for an adaptive policy, its
     latest state), beside what the run delivered."""
-    from dtoee.system_model import predicted_figures, prediction_error, sample_table
+    from dtoee.network import cached_radio_model
+    from dtoee.system_model import delay_model, predicted_figures, prediction_error, sample_table
 
     try:
         system = system or system_from_scenario(scenario, model, ues, figures)
@@ -216,15 +217,19 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
         reason = f"{type(error).__name__}: {error}"
         return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
 
+    # radio legs: the run's own radio model (hybrid, analytic) or a cached calibration
+    radio = radio_model or (cached_radio_model(scenario) if scenario.radio.enabled else None)
     radio_s = 0.0
-    if radio_model is not None:  # mean uplink + result leg over the tasks' cells
+    if radio is not None:  # mean uplink + result leg over the tasks' cells, weighted by rate
         total = sum(u.rate_per_s for u in ues) or 1.0
-        radio_s = sum(u.rate_per_s * (radio_model.mean_s("uplink", u.serving_node)
-                                      + radio_model.mean_s("downlink", u.serving_node)) for u in ues) / total
+        radio_s = sum(u.rate_per_s * (radio.mean_s("uplink", u.serving_node)
+                                      + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
+    delays = delay_model(scenario, access_delay_s=radio_s)
 
     def predict(summary: dict) -> dict:
         try:
-            predicted = predicted_figures(system, policy, table, radio_delay_s=radio_s)
+            predicted = predicted_figures(system, policy, table, delays=delays)
+            predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
         except (ValueError, KeyError) as error:
             return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
         return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}

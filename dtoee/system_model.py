@@ -12,6 +12,8 @@ on its test split.
 
 from __future__ import annotations
 
+import math
+
 from dtoee.config import Scenario, backhaul_pairs
 from dtoee.network import UePlacement
 from ns3_glue.description import backhaul_routes
@@ -76,25 +78,59 @@ def sample_table(model):
     return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
 
 
-def predicted_figures(system: SystemModel, policy, table, *, radio_delay_s: float = 0.0) -> dict:
-    """What the system model predicts for ``policy`` (its offloading and thresholds now):
-    mean delay, exit share per stage and accuracy, with exit shares and accuracy exact over
-    ``table`` (conditional on survival, :func:`optimizer.system.sample_flows`), the delay from
-    :func:`optimizer.system.assess_flows` at those flows plus ``radio_delay_s`` (mean uplink +
-    result legs, 0 when unknown), and the accuracy the unconditional curves would give
-    (the selection effect, for comparison)."""
-    from optimizer.system import assess_flows, evaluate, sample_flows, strategy_of_policy
+def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
+    """The simulator's own delay mechanics for :func:`optimizer.system.simulator_delay`:
+    service distribution, workers per node, the physical backhaul hops of every route (so
+    links shared by several paths are one queue), TCP/IP header overhead, and the mean radio
+    legs ``access_delay_s``."""
+    from dtoee.network import SEGMENT_OVERHEAD_BYTES, SEGMENT_PAYLOAD_BYTES
+    from ns3_glue.description import route
+    from optimizer.system import SimulatorDelayModel
+
+    names = [node.name for node in scenario.nodes]
+    pairs = backhaul_pairs(scenario)
+    next_hop = backhaul_routes(names, pairs)
+    capacity, propagation = {}, {}
+    for a, b, rate, delay, _loss in pairs:
+        for hop in ((a, b), (b, a)):
+            capacity[hop], propagation[hop] = rate / 8.0, delay
+    routes = {}
+    for (i, j) in next_hop:
+        path = route(next_hop, i, j)
+        routes[(i, j)] = tuple(zip(path, path[1:]))
+    return SimulatorDelayModel(
+        service_scv=1.0 if scenario.model.service_distribution == "exponential" else 0.0,
+        servers={node.name: node.servers for node in scenario.nodes},
+        routes=routes, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
+        hop_overhead=1.0 + SEGMENT_OVERHEAD_BYTES / SEGMENT_PAYLOAD_BYTES, access_delay_s=access_delay_s,
+    )
+
+
+def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dict:
+    """What the system model predicts for ``policy`` (its offloading and thresholds now).
+
+    Exit shares and accuracy are exact over ``table`` (conditional on survival,
+    :func:`optimizer.system.sample_flows`). ``mean_delay_s`` is
+    :func:`optimizer.system.simulator_delay` at those flows with ``delays``
+    (:func:`delay_model`: P-K queues, shared links, radio legs) when given;
+    ``optimizer_mean_delay_s`` is the optimizer's own M/M/1 figure
+    (:func:`optimizer.system.assess_flows`), and ``accuracy_unconditional_curves`` what the
+    unconditional exit curves give (the selection effect), both for comparison.
+    """
+    from optimizer.system import assess_flows, evaluate, sample_flows, simulator_delay, strategy_of_policy
 
     x, theta = strategy_of_policy(system, policy)
     exact = sample_flows(system, x, theta, table)
     evaluation = assess_flows(system, exact.flows, exact.correct_share)
     unconditional = evaluate(system, x, theta)
-    delay = evaluation.mean_delay_s + radio_delay_s if evaluation.feasible else None
+    parts = simulator_delay(system, exact.flows, delays) if delays is not None else {
+        "mean_delay_s": evaluation.mean_delay_s, "compute_delay_s": evaluation.compute_delay_s,
+        "network_delay_s": evaluation.network_delay_s, "access_delay_s": 0.0}
+    finite = {key: (value if math.isfinite(value) else None) for key, value in parts.items()}
     return {
-        "mean_delay_s": delay,
-        "compute_delay_s": evaluation.compute_delay_s if evaluation.feasible else None,
-        "network_delay_s": evaluation.network_delay_s if evaluation.feasible else None,
-        "radio_delay_s": radio_delay_s,
+        **finite,
+        "delay_model": "simulator (P-K, shared links, radio legs)" if delays is not None else "optimizer (M/M/1)",
+        "optimizer_mean_delay_s": evaluation.mean_delay_s if evaluation.feasible else None,
         "feasible": bool(evaluation.feasible),
         "accuracy": exact.accuracy,
         "accuracy_unconditional_curves": unconditional.accuracy,

@@ -575,6 +575,119 @@ def evaluate_on_samples(system: SystemModel, x: Offloading, theta: Thresholds, t
     return assess_flows(system, result.flows, result.correct_share)
 
 
+# ----- the delay a task sees in the simulator (queue discipline, shared links) -------------
+
+
+@dataclass(frozen=True)
+class SimulatorDelayModel:
+    """What the simulator does that the optimizer's M/M/1 model leaves out.
+
+    service_scv: squared coefficient of variation of a stage's service time (0 for the
+        simulator's deterministic service, 1 for exponential);
+    servers: {node: c_j} parallel workers (default 1); the node's rate mu_j^k is c_j times one
+        worker's;
+    routes: {(i, j): ((a, b), ...)} the physical directed hops of logical link i -> j (None:
+        each logical link is its own queue, as in :func:`assess_flows`);
+    hop_capacity_bytes_per_s / hop_propagation_s: per physical hop (a, b);
+    hop_overhead: bytes on the wire per payload byte (headers), e.g. 1 + 54/1400;
+    access_delay_s: mean radio legs per task (uplink of the input + return of the result).
+    """
+
+    service_scv: float = 0.0
+    servers: Mapping[NodeName, int] = field(default_factory=dict)
+    routes: Mapping[tuple[NodeName, NodeName], tuple[tuple[NodeName, NodeName], ...]] | None = None
+    hop_capacity_bytes_per_s: Mapping[tuple[NodeName, NodeName], float] = field(default_factory=dict)
+    hop_propagation_s: Mapping[tuple[NodeName, NodeName], float] = field(default_factory=dict)
+    hop_overhead: float = 1.0
+    access_delay_s: float = 0.0
+
+
+def _erlang_c(c: int, offered: float) -> float:
+    """P(wait) in M/M/c with offered load a = lambda/mu_one (a < c)."""
+    term, total = 1.0, 1.0
+    for n in range(1, c):
+        term *= offered / n
+        total += term
+    term *= offered / c
+    tail = term * c / (c - offered)
+    return tail / (total + tail)
+
+
+def mg_number(arrival: Mapping[int, float], service_s: Mapping[int, float], scv: float, servers: int = 1) -> float:
+    """Mean number of tasks at a FIFO node serving a Poisson mix of task classes.
+
+    Class k arrives at Lambda^k and takes S_k on one of c workers (mean S_k, squared
+    coefficient of variation ``scv``). With Lambda = sum Lambda^k, E[S] = sum Lambda^k S_k /
+    Lambda, E[S^2] = (1 + scv) sum Lambda^k S_k^2 / Lambda and rho = Lambda E[S] / c:
+
+    * c = 1, Pollaczek-Khinchine: N = Lambda E[S] + Lambda^2 E[S^2] / (2 (1 - rho));
+    * c > 1, the Allen-Cunneen approximation: W_q = C(c, a) E[S] / (c (1 - rho)) x
+      (1 + scv_mix) / 2 with C the Erlang-C probability of waiting and scv_mix =
+      E[S^2] / E[S]^2 - 1; N = Lambda (E[S] + W_q).
+
+    ``inf`` when rho >= 1.
+    """
+    total = sum(arrival.values())
+    if total <= 0:
+        return 0.0
+    mean_s = sum(lam * service_s[k] for k, lam in arrival.items()) / total
+    second = (1.0 + scv) * sum(lam * service_s[k] ** 2 for k, lam in arrival.items()) / total
+    rho = total * mean_s / servers
+    if rho >= 1.0:
+        return math.inf
+    if servers == 1:
+        return total * mean_s + total**2 * second / (2.0 * (1.0 - rho))
+    scv_mix = second / mean_s**2 - 1.0
+    wait = _erlang_c(servers, total * mean_s) * mean_s / (servers * (1.0 - rho)) * (1.0 + scv_mix) / 2.0
+    return total * (mean_s + wait)
+
+
+def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayModel) -> dict[str, float]:
+    """Mean response delay of ``flows`` as the simulator produces it (Little's law)::
+
+        D = [ sum_j N_j + sum_hops N_h + sum_(i,j,k) f_ij^k p_ij ] / sum_i lambda_i + access
+
+    N_j: :func:`mg_number` of node j's stage mix (its workers each 1/c_j of mu_j^k);
+    N_h: each physical hop h = (a, b) is one FIFO queue carrying every logical flow whose
+    route crosses it (links shared by several paths), M/G/1 with the deterministic
+    per-stage message sizes b_k x overhead; p_ij the route's propagation. Returns the parts
+    and ``mean_delay_s`` (``inf`` if a queue is unstable).
+    """
+    total = system.total_external_rate_per_s
+    compute = 0.0
+    for j in system.nodes:
+        stages = system.stages_hosted(j)
+        if not stages:
+            continue
+        c = int(model.servers.get(j, 1))
+        arrival = {k: flows.arrival.get((j, k), 0.0) for k in stages}
+        service = {k: c / system.service_rate_per_s[(j, k)] for k in stages}
+        compute += mg_number(arrival, service, model.service_scv, c)
+    hop_flows: dict[tuple, dict[int, float]] = {}
+    propagation = 0.0
+    for (i, j, k), flow in flows.offload.items():
+        if i == j or flow <= 0:
+            continue
+        hops = model.routes[(i, j)] if model.routes is not None else ((i, j),)
+        for hop in hops:
+            hop_flows.setdefault(hop, {})
+            hop_flows[hop][k] = hop_flows[hop].get(k, 0.0) + flow
+            if model.routes is not None:
+                propagation += flow * model.hop_propagation_s[hop]
+        if model.routes is None:
+            propagation += flow * system.links[(i, j)].propagation_s
+    network = 0.0
+    for hop, arrival in hop_flows.items():
+        capacity = (model.hop_capacity_bytes_per_s[hop] if model.routes is not None
+                    else system.links[hop].capacity_bytes_per_s)
+        service = {k: model.hop_overhead * system.transfer_bytes[k] / capacity for k in arrival}
+        network += mg_number(arrival, service, 0.0, 1)
+    compute_s = compute / total
+    network_s = (network + propagation) / total
+    return {"mean_delay_s": compute_s + network_s + model.access_delay_s, "compute_delay_s": compute_s,
+            "network_delay_s": network_s, "access_delay_s": model.access_delay_s}
+
+
 # ----- random instances -------------------------------------------------------------------
 
 

@@ -1,0 +1,95 @@
+"""The three fidelities: the analytic mode against queueing theory, and the modes against
+each other where they must agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dtoee.run import run_isolated
+
+from .scenarios import scenario
+from .test_queueing_theory import batch_means_interval
+
+SERVICE_RATE_PER_S = 100.0
+
+
+def _single_node(rho: float, distribution: str, fidelity: str):
+    return scenario(
+        simulation={"duration_s": 400.0, "drain_s": 5.0, "seed": 7, "progress": False, "fidelity": fidelity},
+        model={"family": "mlp", "num_stages": 3, "service_distribution": distribution,
+               "stage_latency_s": [1 / SERVICE_RATE_PER_S, 1.0, 1.0]},
+        radio={"enabled": False},
+        nodes=[{"name": "solo", "stages": [1, 2, 3]}],
+        ue_groups=[{"node": "solo", "count": 1, "rate_per_s": rho * SERVICE_RATE_PER_S}],
+        policy={"thresholds": {"solo": [0.0, 0.0, 0.0]}},  # every task exits after stage 1
+    )
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+@pytest.mark.parametrize("distribution", ["exponential", "deterministic"])
+def test_analytic_node_matches_queueing_theory(tmp_path, rho, distribution):
+    """M/M/1: T = 1/(mu - lambda); M/D/1: T = 1/mu + rho / (2 mu (1 - rho))."""
+    summary = run_isolated(_single_node(rho, distribution, "analytic"), tmp_path)
+    assert summary["fidelity"] == "analytic"
+    tasks = pd.read_parquet(tmp_path / "tasks.parquet")
+    assert (tasks["status"] == "completed").all() and (tasks["exit_stage"] == 1).all()
+    warm = tasks[tasks["created_s"] > 10.0].sort_values("created_s")
+    mean, half_width = batch_means_interval(warm["delay_s"].to_numpy())
+    mu = SERVICE_RATE_PER_S
+    theory = 1 / (mu - rho * mu) if distribution == "exponential" else 1 / mu + rho / (2 * mu * (1 - rho))
+    assert abs(mean - theory) <= half_width, (mean, half_width, theory)
+    assert half_width < 0.15 * theory
+
+
+ONE_HOT = {  # every offloading distribution puts all its mass on one host: routing draws no chance
+    "bs0": {"1": {"bs0": 1.0}, "2": {"bs0": 1.0}, "3": {"bs1": 1.0}},
+    "bs1": {"1": {"bs1": 1.0}, "2": {"bs1": 1.0}, "3": {"bs1": 1.0}},
+    "bs2": {"1": {"bs1": 1.0}, "2": {"bs1": 1.0}, "3": {"bs2": 1.0}},
+}
+
+
+@pytest.mark.ns3
+def test_modes_agree_on_tasks_samples_and_exits_where_timing_does_not_matter(ns3_session, tmp_path):
+    """Radio off, deterministic routing: arrivals, samples and exit decisions depend on no
+    network timing, so the three modes must give the same tasks, task for task."""
+    frames = {}
+    for fidelity in ("packet", "hybrid", "analytic"):
+        sc = scenario(simulation={"fidelity": fidelity, "duration_s": 4.0}, radio={"enabled": False},
+                      policy={"default_threshold": 0.9, "offload": ONE_HOT})
+        summary = run_isolated(sc, tmp_path / fidelity)
+        assert summary["fidelity"] == fidelity
+        frames[fidelity] = pd.read_parquet(tmp_path / fidelity / "tasks.parquet").sort_values("task_id")
+    columns = ["task_id", "ue", "entry_node", "created_s", "label", "status", "exit_stage", "exit_node",
+               "confidence", "predicted", "correct"]
+    packet = frames["packet"][columns].reset_index(drop=True)
+    assert len(packet) > 50 and (packet["exit_stage"] > 1).any() and (packet["exit_node"] != packet["entry_node"]).any()
+    for fidelity in ("hybrid", "analytic"):
+        pd.testing.assert_frame_equal(frames[fidelity][columns].reset_index(drop=True), packet)
+    # the delays differ only by how each mode moves bytes over the backhaul
+    delays = {f: frames[f]["delay_s"].mean() for f in frames}
+    assert delays["hybrid"] == pytest.approx(delays["packet"], rel=1e-9)  # the same ns-3 backhaul
+    assert delays["analytic"] == pytest.approx(delays["packet"], rel=0.05)
+
+
+@pytest.mark.ns3
+@pytest.mark.slow
+def test_hybrid_and_packet_agree_on_city_small_mean_delay(ns3_session, tmp_path):
+    """Over 3 seeds, hybrid (ns-3 backhaul, calibrated per-cell radio) within 5% of packet."""
+    from dtoee.config import load_scenario
+
+    means = {"packet": [], "hybrid": []}
+    hashes = set()
+    for seed in (1, 2, 3):
+        for fidelity in means:
+            sc = load_scenario("scenarios/city_small.toml", [
+                f"simulation.seed={seed}", f"simulation.fidelity={fidelity}", "simulation.duration_s=20",
+                "simulation.warmup_s=5", "simulation.progress=false"])
+            summary = run_isolated(sc, tmp_path / f"{fidelity}-{seed}")
+            means[fidelity].append(summary["delay_s"]["mean"])
+            if fidelity == "hybrid":
+                hashes.add(summary["radio_model_hash"])
+    assert len(hashes) == 1 and None not in hashes  # one calibration, cached, named in every summary
+    packet, hybrid = np.mean(means["packet"]), np.mean(means["hybrid"])
+    assert abs(hybrid - packet) <= 0.05 * packet, means
