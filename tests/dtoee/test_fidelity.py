@@ -93,3 +93,20 @@ def test_hybrid_and_packet_agree_on_city_small_mean_delay(ns3_session, tmp_path)
     assert len(hashes) == 1 and None not in hashes  # one calibration, cached, named in every summary
     packet, hybrid = np.mean(means["packet"]), np.mean(means["hybrid"])
     assert abs(hybrid - packet) <= 0.05 * packet, means
+
+
+@pytest.mark.parametrize("policy", ["dtoee", "optimum", "fixed-threshold-greedy-sed",
+                                    "fixed-threshold-load-proportional", "no-early-exit"])
+def test_predicted_mean_delay_within_5_percent_of_delivered_in_analytic_mode(tmp_path, policy):
+    """summary.json's prediction (P-K queues, shared hops) against an analytic-mode run of
+    city_small (radio off: the radio legs are measured, not modelled, in the other modes)."""
+    from dtoee.config import load_scenario
+
+    sc = load_scenario("scenarios/city_small.toml", [
+        f"policy.kind={policy}", "simulation.fidelity=analytic", "simulation.duration_s=60",
+        "simulation.warmup_s=10", "radio.enabled=false", "simulation.progress=false"])
+    summary = run_isolated(sc, tmp_path)
+    predicted, delivered = summary["predicted"]["mean_delay_s"], summary["delay_s"]["mean"]
+    assert summary["predicted"]["delay_model"].startswith("simulator")
+    assert abs(predicted - delivered) <= 0.05 * delivered, (predicted, delivered)
+    assert summary["prediction_error"]["mean_delay_rel"] == pytest.approx((delivered - predicted) / delivered)

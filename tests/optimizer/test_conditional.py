@@ -117,3 +117,27 @@ def test_self_consistent_optimum_reports_its_iteration():
     # the model it ends with is measured on the survivors of its own thresholds' average
     exact = sample_flows(system, result.solution.x, result.solution.theta, table)
     assert abs(result.solution.accuracy - exact.accuracy) < 0.05
+
+
+def test_mg_number_is_pollaczek_khinchine_and_mm1_where_exact():
+    from optimizer.queueing import mm1_number
+    from optimizer.system import mg_number
+
+    for rho in (0.3, 0.5, 0.8):
+        # exponential, one class, one server: M/M/1
+        assert mg_number({1: rho * 100}, {1: 0.01}, 1.0) == pytest.approx(mm1_number(rho))
+        # deterministic: M/D/1, N = rho + rho^2 / (2 (1 - rho))
+        assert mg_number({1: rho * 100}, {1: 0.01}, 0.0) == pytest.approx(rho + rho**2 / (2 * (1 - rho)))
+    # a mix of two deterministic classes: E[S^2] of the mixture, not of the mean
+    lam, s = {1: 20.0, 2: 20.0}, {1: 0.005, 2: 0.02}
+    es, es2 = 0.0125, (0.005**2 + 0.02**2) / 2
+    rho = 40 * es
+    assert mg_number(lam, s, 0.0) == pytest.approx(rho + 40**2 * es2 / (2 * (1 - rho)))
+    # c workers, exponential: Allen-Cunneen is exact for M/M/c
+    from math import factorial
+
+    c, a = 3, 2.1  # offered load, rho = 0.7
+    p0 = 1 / (sum(a**n / factorial(n) for n in range(c)) + a**c / factorial(c) / (1 - a / c))
+    lq = p0 * a**c * (a / c) / (factorial(c) * (1 - a / c) ** 2)
+    assert mg_number({1: a / 0.01}, {1: 0.01}, 1.0, servers=c) == pytest.approx(lq + a)
+    assert mg_number({1: 100.0}, {1: 0.01}, 0.0) == float("inf")
