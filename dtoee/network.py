@@ -39,8 +39,8 @@ from ns3_glue.description import (
     NetworkDescription,
     NodeSpec,
     RadioSpec,
+    LazyRoutes,
     UeSpec,
-    backhaul_routes,
     node_endpoint,
     route,
     ue_endpoint,
@@ -288,7 +288,7 @@ class EventNetwork:
         self.python_callback_wall_s = 0.0
         self.python_callbacks = 0
         names = description.node_names
-        self._next_hop = backhaul_routes(names, description.link_tuples())
+        self._next_hop = LazyRoutes(names, description.link_tuples())  # per source, when first used
         self._links: dict[tuple[str, str], _Link] = {}
         for link in description.links:
             self._links[(link.a, link.b)] = _Link(link.rate_bps, link.delay_s)

@@ -203,6 +203,11 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     return summary
 
 
+#: the system model holds a logical link per ordered pair of servers; above this many nodes a
+#: static policy's run skips the prediction rather than build it
+PREDICTION_MAX_NODES = 200
+
+
 def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
     """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
     for the policy as it stands when the summary is written (for an adaptive policy, its
@@ -210,6 +215,9 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
     from dtoee.network import cached_radio_model
     from dtoee.system_model import delay_model, predicted_figures, prediction_error, sample_table
 
+    if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
+        reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
+        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
     try:
         system = system or system_from_scenario(scenario, model, ues, figures)
         table = sample_table(model)

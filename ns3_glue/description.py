@@ -80,33 +80,61 @@ class NetworkDescription:
         return [(l.a, l.b, l.rate_bps, l.delay_s, l.loss) for l in self.links]
 
 
+def neighbour_lists(names: list[str], links: list[tuple]) -> dict[str, list[tuple[str, float]]]:
+    """{server: [(neighbour, link delay)]} from (a, b, rate_bps, delay_s, loss) tuples."""
+    neighbours: dict[str, list[tuple[str, float]]] = {name: [] for name in names}
+    for a, b, _rate, delay, _loss in links:
+        neighbours[a].append((b, delay))
+        neighbours[b].append((a, delay))
+    for name in neighbours:
+        neighbours[name].sort()
+    return neighbours
+
+
+def next_hops_from(source: str, neighbours: dict[str, list[tuple[str, float]]]) -> dict[str, str]:
+    """{target: first hop} on the shortest path by link delay from ``source`` (Dijkstra);
+    ties break by hop count, then by name, so routes are deterministic."""
+    best: dict[str, tuple[float, int, str]] = {source: (0.0, 0, "")}
+    queue = [(0.0, 0, "", source)]
+    while queue:
+        delay, hops, first, here = heapq.heappop(queue)
+        if best.get(here, (math.inf,))[:3] < (delay, hops, first):
+            continue
+        for other, link_delay in neighbours[here]:
+            candidate = (delay + link_delay, hops + 1, first or other)
+            if candidate < best.get(other, (math.inf, 0, "")):
+                best[other] = candidate
+                heapq.heappush(queue, (*candidate, other))
+    return {target: first for target, (_d, _h, first) in best.items() if target != source}
+
+
 def backhaul_routes(names: list[str], links: list[tuple]) -> dict[tuple[str, str], str]:
     """Next hop for every ordered pair (src, dst) of servers, shortest path by link delay.
 
     ``links``: (a, b, rate_bps, delay_s, loss) tuples. Ties break by hop count, then by
     name, so routes are deterministic.
     """
-    neighbours: dict[str, list[tuple[str, float]]] = {name: [] for name in names}
-    for a, b, _rate, delay, _loss in links:
-        neighbours[a].append((b, delay))
-        neighbours[b].append((a, delay))
-    next_hop: dict[tuple[str, str], str] = {}
-    for source in names:
-        best: dict[str, tuple[float, int, str]] = {source: (0.0, 0, "")}
-        queue = [(0.0, 0, "", source)]
-        while queue:
-            delay, hops, first, here = heapq.heappop(queue)
-            if best.get(here, (math.inf,))[:3] < (delay, hops, first):
-                continue
-            for other, link_delay in sorted(neighbours[here]):
-                candidate = (delay + link_delay, hops + 1, first or other)
-                if candidate < best.get(other, (math.inf, 0, "")):
-                    best[other] = candidate
-                    heapq.heappush(queue, (*candidate, other))
-        for target, (_d, _h, first) in best.items():
-            if target != source:
-                next_hop[(source, target)] = first
-    return next_hop
+    neighbours = neighbour_lists(names, links)
+    return {(source, target): first for source in names
+            for target, first in next_hops_from(source, neighbours).items()}
+
+
+class LazyRoutes(dict):
+    """``backhaul_routes`` computed one source at a time, when first asked (large networks)."""
+
+    def __init__(self, names: list[str], links: list[tuple]) -> None:
+        super().__init__()
+        self._neighbours = neighbour_lists(names, links)
+        self._done: set[str] = set()
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        source = key[0]
+        if source in self._done:
+            raise KeyError(key)
+        self._done.add(source)
+        for target, first in next_hops_from(source, self._neighbours).items():
+            self[(source, target)] = first
+        return self[key]
 
 
 def route(next_hop: dict[tuple[str, str], str], source: str, target: str) -> list[str]:
