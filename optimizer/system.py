@@ -80,6 +80,105 @@ def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
+def _check_nodes(value) -> tuple[NodeName, ...]:
+    nodes = tuple(value)
+    if not nodes or len(set(nodes)) != len(nodes) or not all(isinstance(n, str) and n for n in nodes):
+        raise ValueError(f"nodes must be unique non-empty strings, got {value!r}")
+    return nodes
+
+
+def _check_num_stages(value) -> int:
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"num_stages must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_hosts(value, K: int, node_set: set) -> dict[int, tuple[NodeName, ...]]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"hosts must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    hosts = {}
+    for k in range(1, K + 1):
+        h = tuple(value[k])
+        if not h or len(set(h)) != len(h) or not set(h) <= node_set:
+            raise ValueError(f"hosts[{k}] must be a non-empty set of known nodes, got {h!r}")
+        hosts[k] = h
+    return hosts
+
+
+def _check_rates(value, nodes: tuple[NodeName, ...]) -> dict[NodeName, float]:
+    rates = {}
+    for i, lam in value.items():
+        if i not in nodes:
+            raise ValueError(f"external_rate_per_s has unknown node {i!r}; allowed: {nodes}")
+        lam = float(lam)
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"external_rate_per_s[{i!r}] must be finite and >= 0, got {lam!r}")
+        rates[i] = lam
+    rates = {i: rates.get(i, 0.0) for i in nodes}
+    if sum(rates.values()) <= 0:
+        raise ValueError("external_rate_per_s must have a positive total (sum of lambda_i > 0)")
+    return rates
+
+
+def _check_service_rates(value, hosts: Mapping[int, tuple]) -> dict[tuple[NodeName, int], float]:
+    expected = {(j, k) for k, h in hosts.items() for j in h}
+    if set(value) != expected:
+        extra = sorted(set(value) - expected)
+        missing = sorted(expected - set(value))
+        raise ValueError(
+            f"service_rate_per_s must have one entry per (host, stage); missing {missing}, extra {extra}"
+        )
+    mu = {}
+    for key, rate in value.items():
+        rate = float(rate)
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"service_rate_per_s[{key!r}] must be finite and > 0, got {rate!r}")
+        mu[key] = rate
+    return mu
+
+
+def _check_links(value, nodes: tuple[NodeName, ...]) -> dict[tuple[NodeName, NodeName], "Link"]:
+    links = {}
+    for key, link in value.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"links keys must be (src, dst) pairs, got {key!r}")
+        i, j = key
+        if i not in nodes or j not in nodes or i == j:
+            raise ValueError(f"links key {key!r} must join two distinct known nodes {nodes}")
+        if not isinstance(link, Link):
+            raise ValueError(f"links[{key!r}] must be a Link, got {link!r}")
+        links[key] = link
+    return links
+
+
+def _check_per_stage(name: str, value, K: int) -> dict[int, float]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"{name} must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    out = {}
+    for k, b in value.items():
+        b = float(b)
+        if not (math.isfinite(b) and b >= 0):
+            raise ValueError(f"{name}[{k}] must be finite and >= 0, got {b!r}")
+        out[k] = b
+    return out
+
+
+def _check_curves(value, K: int) -> dict[int, ExitCurveData]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"exit_curves must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    return {k: ExitCurveData.from_any(c, stage=k) for k, c in value.items()}
+
+
+def _non_negative(name: str, value) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class SystemModel:
     """Static description of the edge system (the *prior* a DTO-EE node starts from).
@@ -114,101 +213,34 @@ class SystemModel:
     result_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
-        nodes = tuple(self.nodes)
-        if not nodes or len(set(nodes)) != len(nodes) or not all(isinstance(n, str) and n for n in nodes):
-            raise ValueError(f"nodes must be unique non-empty strings, got {self.nodes!r}")
-        node_set = set(nodes)
-        if not isinstance(self.num_stages, (int, np.integer)) or self.num_stages < 1:
-            raise ValueError(f"num_stages must be an integer >= 1, got {self.num_stages!r}")
-        K = int(self.num_stages)
-        stages = set(range(1, K + 1))
+        """Validate and normalise every field (one checker per field below), then freeze."""
+        nodes = _check_nodes(self.nodes)
+        K = _check_num_stages(self.num_stages)
+        hosts = _check_hosts(self.hosts, K, set(nodes))
+        normalised = {
+            "nodes": nodes,
+            "num_stages": K,
+            "hosts": _frozen(hosts),
+            "external_rate_per_s": _frozen(_check_rates(self.external_rate_per_s, nodes)),
+            "service_rate_per_s": _frozen(_check_service_rates(self.service_rate_per_s, hosts)),
+            "links": _frozen(_check_links(self.links, nodes)),
+            "transfer_bytes": _frozen(_check_per_stage("transfer_bytes", self.transfer_bytes, K)),
+            "exit_curves": _frozen(_check_curves(self.exit_curves, K)),
+            **{name: _non_negative(name, getattr(self, name)) for name in ("w", "result_bytes", "result_delay_s")},
+        }
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)  # the one way to set a frozen dataclass's field
+        self._check_reachable()
 
-        if set(self.hosts) != stages:
-            raise ValueError(f"hosts must have exactly the keys {sorted(stages)}, got {sorted(self.hosts)}")
-        hosts = {}
-        for k in range(1, K + 1):
-            h = tuple(self.hosts[k])
-            if not h or len(set(h)) != len(h) or not set(h) <= node_set:
-                raise ValueError(f"hosts[{k}] must be a non-empty set of known nodes, got {h!r}")
-            hosts[k] = h
-
-        rates = {}
-        for i, lam in self.external_rate_per_s.items():
-            if i not in node_set:
-                raise ValueError(f"external_rate_per_s has unknown node {i!r}; allowed: {nodes}")
-            lam = float(lam)
-            if not (math.isfinite(lam) and lam >= 0):
-                raise ValueError(f"external_rate_per_s[{i!r}] must be finite and >= 0, got {lam!r}")
-            rates[i] = lam
-        rates = {i: rates.get(i, 0.0) for i in nodes}
-        if sum(rates.values()) <= 0:
-            raise ValueError("external_rate_per_s must have a positive total (sum of lambda_i > 0)")
-
-        expected_mu = {(j, k) for k in range(1, K + 1) for j in hosts[k]}
-        if set(self.service_rate_per_s) != expected_mu:
-            extra = sorted(set(self.service_rate_per_s) - expected_mu)
-            missing = sorted(expected_mu - set(self.service_rate_per_s))
-            raise ValueError(
-                f"service_rate_per_s must have one entry per (host, stage); missing {missing}, extra {extra}"
-            )
-        mu = {}
-        for key, value in self.service_rate_per_s.items():
-            value = float(value)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"service_rate_per_s[{key!r}] must be finite and > 0, got {value!r}")
-            mu[key] = value
-
-        links = {}
-        for key, link in self.links.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise ValueError(f"links keys must be (src, dst) pairs, got {key!r}")
-            i, j = key
-            if i not in node_set or j not in node_set or i == j:
-                raise ValueError(f"links key {key!r} must join two distinct known nodes {nodes}")
-            if not isinstance(link, Link):
-                raise ValueError(f"links[{key!r}] must be a Link, got {link!r}")
-            links[key] = link
-
-        if set(self.transfer_bytes) != stages:
-            raise ValueError(
-                f"transfer_bytes must have exactly the keys {sorted(stages)}, got {sorted(self.transfer_bytes)}"
-            )
-        transfer = {}
-        for k, b in self.transfer_bytes.items():
-            b = float(b)
-            if not (math.isfinite(b) and b >= 0):
-                raise ValueError(f"transfer_bytes[{k}] must be finite and >= 0, got {b!r}")
-            transfer[k] = b
-
-        if set(self.exit_curves) != stages:
-            raise ValueError(
-                f"exit_curves must have exactly the keys {sorted(stages)}, got {sorted(self.exit_curves)}"
-            )
-        curves = {k: ExitCurveData.from_any(c, stage=k) for k, c in self.exit_curves.items()}
-
-        for name in ("w", "result_bytes", "result_delay_s"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-        object.__setattr__(self, "nodes", nodes)
-        object.__setattr__(self, "num_stages", K)
-        object.__setattr__(self, "hosts", _frozen(hosts))
-        object.__setattr__(self, "external_rate_per_s", _frozen(rates))
-        object.__setattr__(self, "service_rate_per_s", _frozen(mu))
-        object.__setattr__(self, "links", _frozen(links))
-        object.__setattr__(self, "transfer_bytes", _frozen(transfer))
-        object.__setattr__(self, "exit_curves", _frozen(curves))
-
-        # every node that can hold stage-k work must reach a stage-k host
-        for k in range(1, K + 1):
+    def _check_reachable(self) -> None:
+        """Every node that can hold stage-k work must reach a stage-k host."""
+        for k in range(1, self.num_stages + 1):
             for i in self.offloaders(k):
                 if not self.targets(i, k):
                     raise ValueError(
                         f"node {i!r} has stage-{k} tasks but no stage-{k} host it can reach "
-                        f"(hosts[{k}]={hosts[k]}, links from {i!r}: "
-                        f"{sorted(j for (s, j) in links if s == i)})"
+                        f"(hosts[{k}]={self.hosts[k]}, links from {i!r}: "
+                        f"{sorted(j for (s, j) in self.links if s == i)})"
                     )
 
     # ----- topology (static, derived) -------------------------------------------------
