@@ -17,7 +17,7 @@ SERVICE_RATE_PER_S = 100.0
 
 def _single_node(rho: float, distribution: str, fidelity: str):
     return scenario(
-        simulation={"duration_s": 400.0, "drain_s": 5.0, "seed": 7, "progress": False, "fidelity": fidelity},
+        simulation={"duration_s": 400.0 if rho > 0.5 else 200.0, "drain_s": 5.0, "seed": 7, "progress": False, "fidelity": fidelity},
         model={"family": "mlp", "num_stages": 3, "service_distribution": distribution,
                "stage_latency_s": [1 / SERVICE_RATE_PER_S, 1.0, 1.0]},
         radio={"enabled": False},
@@ -110,3 +110,37 @@ def test_predicted_mean_delay_within_5_percent_of_delivered_in_analytic_mode(tmp
     assert summary["predicted"]["delay_model"].startswith("simulator")
     assert abs(predicted - delivered) <= 0.05 * delivered, (predicted, delivered)
     assert summary["prediction_error"]["mean_delay_rel"] == pytest.approx((delivered - predicted) / delivered)
+
+
+@pytest.mark.parametrize("family", ["mlp", "vit", "llama"])
+@pytest.mark.parametrize("policy", ["dtoee", "fixed-threshold-greedy-sed", "random-offloading"])
+def test_predicted_accuracy_within_half_a_point_in_analytic_mode(tmp_path, family, policy):
+    """Exit decisions depend on the sample and the thresholds on its path, not on the
+    network: the analytic mode checks the accuracy prediction for every family in CI."""
+    from dtoee.config import load_scenario
+    from dtoee.run import load_model
+
+    from .test_prediction import _drawn_table
+
+    sc = load_scenario("scenarios/city_small.toml", [
+        f"model.family={family}", f"policy.kind={policy}", "simulation.fidelity=analytic",
+        "simulation.duration_s=60", "radio.enabled=false", "simulation.progress=false"])
+    summary = run_isolated(sc, tmp_path)
+    tasks = pd.read_parquet(tmp_path / "tasks.parquet").sort_values("task_id")
+    assert (tasks["status"] == "completed").all()
+    delivered = tasks["correct"].mean()
+    model = load_model(sc)
+    drawn, table = _drawn_table(sc, model, len(tasks))
+    assert (tasks["label"].to_numpy() == model.test_labels[drawn]).all()
+    if policy != "dtoee":  # static: the policy as it ran is the policy at the end
+        from dtoee.policies import build_policy
+        from dtoee.run import place_ues, stage_figures
+        from dtoee.seeding import numpy_streams
+        from dtoee.system_model import predicted_figures, system_from_scenario
+
+        ues = place_ues(sc, numpy_streams(sc.simulation.seed, sum(g.count for g in sc.ue_groups))["placement"])
+        system = system_from_scenario(sc, model, ues, stage_figures(sc, model))
+        on_drawn = predicted_figures(system, build_policy(sc, system), table)["accuracy"]
+        assert abs(100 * (delivered - on_drawn)) <= 0.5, (delivered, on_drawn)
+    standard_error = np.sqrt(delivered * (1 - delivered) / len(tasks))
+    assert abs(delivered - summary["predicted"]["accuracy"]) <= 0.005 + 3 * standard_error
