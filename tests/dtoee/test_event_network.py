@@ -87,3 +87,45 @@ def test_the_cosimulation_depends_on_the_network_protocol_only():
     assert "ns3_glue" not in _imports(ROOT / "dtoee" / "cosim.py")
     source = (ROOT / "dtoee" / "control.py").read_text()
     assert "ns3_glue.network" not in source
+
+
+def test_radio_model_from_hops_per_cell_and_direction():
+    import numpy as np
+    import pandas as pd
+
+    from dtoee.network import RadioDelayModel, RadioLegs, UePlacement
+
+    ues = [UePlacement(0, (0.0, 0.0), "a", 1.0), UePlacement(1, (0.0, 0.0), "b", 1.0)]
+    hops = pd.DataFrame({
+        "kind": ["uplink", "uplink", "uplink", "result", "result", "offload"],
+        "src": ["ue:0", "ue:0", "ue:1", "node:b", "node:a", "node:a"],
+        "dst": ["node:a", "node:a", "node:b", "ue:0", "ue:1", "node:b"],
+        "start_s": [0.5, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "end_s": [2.5, 2.010, 3.020, 4.004, 5.006, 6.1],
+    })
+    model = RadioDelayModel.from_hops(hops, ues, "h", from_s=1.0)  # the 2 s attach leg is left out
+    assert model.uplink_s == {"a": (pytest.approx(0.010),), "b": (pytest.approx(0.020),)}
+    # the result's cell is the receiving UE's serving cell, wherever the result came from
+    assert model.downlink_s == {"a": (pytest.approx(0.004),), "b": (pytest.approx(0.006),)}
+    assert RadioDelayModel.from_json(model.to_json()) == model
+    assert model.mean_s("uplink") == pytest.approx(0.015)
+    assert model.draw("uplink", "unknown-cell", np.random.default_rng(0)) in (pytest.approx(0.010), pytest.approx(0.020))
+    # wrapped around a network: UE legs take the model's delay, server legs go through
+    net = _line()
+    legs = RadioLegs(net, model, {0: "a", 1: "b"}, seed=1)
+    times = []
+    legs.send("ue:1", "node:b", 100, lambda: times.append(net.now()))
+    legs.send("node:a", "ue:0", 100, lambda: times.append(net.now()))
+    net.run(1.0)
+    assert sorted(times) == [pytest.approx(0.004), pytest.approx(0.020)]
+
+
+def test_radio_hash_ignores_policy_and_seed_but_not_radio_or_ues():
+    from dtoee.config import load_scenario
+    from dtoee.network import radio_config_hash
+
+    path = ROOT / "scenarios" / "city_small.toml"
+    base = radio_config_hash(load_scenario(path))
+    assert radio_config_hash(load_scenario(path, ["policy.kind=no-early-exit", "simulation.seed=9"])) == base
+    assert radio_config_hash(load_scenario(path, ["radio.bandwidth_rb=50"])) != base
+    assert radio_config_hash(load_scenario(path, ["ue_groups.0.count=5"])) != base
