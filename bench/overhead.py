@@ -34,10 +34,11 @@ def _network_only(scenario, hops_path: str, conn) -> None:
 
     from dtoee.run import place_ues
     from dtoee.seeding import numpy_streams
+    from dtoee.network import describe
     from ns3_glue.network import Ns3Network
 
     rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
-    network = Ns3Network(scenario, place_ues(scenario, rngs["placement"]))
+    network = Ns3Network(describe(scenario, place_ues(scenario, rngs["placement"])))
     hops = pd.read_parquet(hops_path)
     transfers = hops[hops["kind"].isin(["uplink", "offload", "result"])]
     for row in transfers.itertuples():

@@ -37,7 +37,7 @@ DEFAULT_POLICIES = ("dtoee", "dispatch-sed-tuned", "dispatch-sed", "dispatch-jsq
 COMPARISON_COLUMNS = [
     "load", "policy", "seeds", "mean_delay_ms", "mean_delay_ci95_ms", "p95_delay_ms", "accuracy", "accuracy_ci95",
     "completed_share", "reference", "delay_reduction_pct", "delay_reduction_ci95_pct", "accuracy_gain_pts",
-    "accuracy_gain_ci95_pts",
+    "accuracy_gain_ci95_pts", "predicted_delay_ms", "predicted_accuracy", "fidelity",
 ]
 
 
@@ -96,7 +96,11 @@ def comparison_table(results, reference: str | None = None):
             row = {"load": float(load), "policy": policy, "seeds": int(len(runs)), "mean_delay_ms": delay,
                    "mean_delay_ci95_ms": delay_ci, "p95_delay_ms": float((runs["delay_s.p95"] * 1e3).mean()),
                    "accuracy": accuracy, "accuracy_ci95": accuracy_ci,
-                   "completed_share": float(runs["completed_share"].mean()), "reference": reference}
+                   "completed_share": float(runs["completed_share"].mean()), "reference": reference,
+                   # what the system model predicts for the policy as it ran (summary.json "predicted")
+                   "predicted_delay_ms": _mean_of(runs, "predicted.mean_delay_s", 1e3),
+                   "predicted_accuracy": _mean_of(runs, "predicted.accuracy"),
+                   "fidelity": ",".join(sorted(set(runs["fidelity"].dropna()))) if "fidelity" in runs else "packet"}
             if policy != reference and not ref.empty:
                 common = runs.index.intersection(ref.index)
                 reduction = 100.0 * (runs.loc[common, "delay_s.mean"] - ref.loc[common, "delay_s.mean"]) / runs.loc[common, "delay_s.mean"]
@@ -107,6 +111,14 @@ def comparison_table(results, reference: str | None = None):
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
+def _mean_of(runs, column: str, scale: float = 1.0) -> float:
+    """Mean of a summary column over seeds (NaN where runs predate the column)."""
+    if column not in runs:
+        return math.nan
+    values = runs[column].dropna()
+    return float(values.mean() * scale) if len(values) else math.nan
+
+
 def format_table(table) -> str:
     """The comparison as a Markdown table (delays in ms, CI as +-)."""
     def pm(value, ci, fmt):
@@ -115,11 +127,14 @@ def format_table(table) -> str:
         text = format(value, fmt)
         return text + (f" ± {format(ci, fmt)}" if ci is not None and not math.isnan(ci) else "")
 
-    lines = ["| load | policy | seeds | mean delay (ms) | p95 (ms) | accuracy | completed | delay reduction by "
-             "reference (%) | accuracy gain of reference (pts) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| load | policy | seeds | mean delay (ms) | predicted (ms) | p95 (ms) | accuracy | predicted accuracy "
+             "| completed | delay reduction by reference (%) | accuracy gain of reference (pts) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
         lines.append(f"| {row.load:g} | {row.policy} | {row.seeds} | {pm(row.mean_delay_ms, row.mean_delay_ci95_ms, '.1f')} | "
-                     f"{row.p95_delay_ms:.1f} | {pm(row.accuracy, row.accuracy_ci95, '.3f')} | {row.completed_share:.3f} | "
+                     f"{pm(row.predicted_delay_ms, None, '.1f')} | "
+                     f"{row.p95_delay_ms:.1f} | {pm(row.accuracy, row.accuracy_ci95, '.3f')} | "
+                     f"{pm(row.predicted_accuracy, None, '.3f')} | {row.completed_share:.3f} | "
                      f"{pm(row.delay_reduction_pct, row.delay_reduction_ci95_pct, '.1f')} | "
                      f"{pm(row.accuracy_gain_pts, row.accuracy_gain_ci95_pts, '.2f')} |")
     return "\n".join(lines)

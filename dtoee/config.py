@@ -67,6 +67,11 @@ class SimulationConfig(_Frozen):
     checkpoint_wall_s: float = Field(30.0, ge=0, le=1e6, description="write partial traces this often (wall s); 0 = never")
     warmup_s: float = Field(0.0, ge=0, le=1e6, description="tasks created before this are simulated and traced, "
                             "but left out of the summary's delay, accuracy and exit figures (start-up transient)")
+    fidelity: Literal["packet", "hybrid", "analytic"] = Field(
+        "packet", description="packet: ns-3 LTE + backhaul; hybrid: ns-3 backhaul, calibrated per-cell radio "
+        "delays; analytic: pure-Python discrete-event network, no ns-3 (docs/fidelity.md)")
+    radio_calibration_s: float = Field(10.0, gt=1, le=600, description="simulated seconds of the packet-level "
+                                       "run that calibrates the radio model of hybrid/analytic (cached)")
 
     @model_validator(mode="after")
     def _warmup_inside_arrivals(self) -> "SimulationConfig":

@@ -7,8 +7,8 @@ One task (docs/design.md, "One task, end to end")::
         exit:      j --result--> UE                       (status completed on arrival)
         continue:  j --x_j^{k+1}--> host l of stage k+1 (offload of the activation) ...
 
-The network (``Ns3Network`` or any object with ``now``, ``call_later``, ``send``) moves bytes
-and keeps time; this module holds the task logic only. Each handler is one event.
+The network (any :class:`Network`: ``now``, ``call_later``, ``send``; three implementations in
+:mod:`dtoee.network`) moves bytes and keeps time; this module holds the task logic only. Each handler is one event.
 
 Accounting: every task ends exactly once, through ``_complete`` or ``_lose`` (with a reason:
 ``node_crash``, ``queue_full``, ``link_down``, ``timeout``); a task still moving at the stop
@@ -28,7 +28,7 @@ import numpy as np
 from dtoee.topology import route
 from dtoee.trace import Trace
 from dtoee.workload import TaskSize, Workload
-from ns3_glue.network import UePlacement, node_endpoint, ue_endpoint
+from dtoee.network import UePlacement, node_endpoint, ue_endpoint
 from optimizer.policy import Policy, TaskDecision
 
 

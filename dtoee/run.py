@@ -31,7 +31,7 @@ from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
 from dtoee.topology import backhaul_graph, next_hops
 from dtoee.workload import Workload
-from ns3_glue.network import Ns3Network, UePlacement
+from dtoee.network import UePlacement, make_network
 
 
 def place_ues(scenario: Scenario, rng: np.random.Generator) -> list[UePlacement]:
@@ -248,7 +248,7 @@ def preflight(scenario: Scenario, *, allow_large: bool = False) -> Setup:
 class Simulation:
     """One run's world, built on ns-3 (:func:`build_simulation`)."""
 
-    network: Ns3Network
+    network: object                     # a dtoee.network.SimulatedNetwork (packet, hybrid or analytic)
     nodes: list[NodeState]
     cosim: CoSimulation
     control: ControlPlane
@@ -256,13 +256,16 @@ class Simulation:
     trace: Trace
     policy_log: PolicyLog
     ue_distance_m: dict[int, float]     # each UE's distance from its serving eNB
+    radio_model: object                 # hybrid/analytic: the calibrated per-cell radio model, else None
+    predictor: object                   # summary -> the system model's prediction beside it (_predictor)
 
 
 def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulation:
     """The network, servers, co-simulation and control plane, started (nothing run yet)."""
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(setup.model, setup.figures)
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
-    network = Ns3Network(scenario, setup.ues, pcap_dir)
+    network, radio_model = make_network(scenario, setup.ues, pcap_dir)
+    predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
@@ -282,7 +285,8 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     ue_distance_m = {ue.index: math.dist(ue.position_m, scenario.node(ue.serving_node).position_m) for ue in setup.ues}
     cosim.start()
     control.start()
-    return Simulation(network, nodes, cosim, control, executor, trace, policy_log, ue_distance_m)
+    return Simulation(network, nodes, cosim, control, executor, trace, policy_log, ue_distance_m, radio_model,
+                      predictor)
 
 
 def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.DataFrame, *,
@@ -290,7 +294,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
     """summary.json of everything simulated so far (``wall``: wall_s, setup_wall_s, run_wall_s)."""
     reached_s = sim.network.now()
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
-    return summarize(
+    summary = summarize(
         tasks, {n.name: n.busy_time_s for n in sim.nodes}, {n.name: n.servers for n in sim.nodes},
         max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
@@ -304,7 +308,11 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         forward_wall_s=sim.executor.forward_time_s, python_callback_wall_s=sim.network.python_callback_wall_s,
         python_callbacks=sim.network.python_callbacks,
         partial=partial_reason is not None, partial_reason=partial_reason,
+        fidelity=scenario.simulation.fidelity,
+        radio_model_hash=sim.radio_model.config_hash if sim.radio_model is not None else None,
     )
+    summary.update(sim.predictor(summary))
+    return summary
 
 
 def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | None = None,
@@ -377,6 +385,48 @@ def reason_of(error: BaseException) -> str:
 
 class TracesNotWritten(RuntimeError):
     """The run's traces could not be written (the run itself may have finished)."""
+
+
+#: the system model holds a logical link per ordered pair of servers; above this many nodes a
+#: static policy's run skips the prediction rather than build it
+PREDICTION_MAX_NODES = 200
+
+
+def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
+    """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
+    for the policy as it stands when the summary is written (for an adaptive policy, its
+    latest state), beside what the run delivered."""
+    from dtoee.network import cached_radio_model
+    from dtoee.system_model import delay_model, predicted_figures, prediction_error, sample_table
+
+    if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
+        reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
+        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+    try:
+        system = system or system_from_scenario(scenario, model, ues, figures)
+        table = sample_table(model)
+    except (ValueError, KeyError) as error:  # e.g. a static policy outside the model's reach
+        reason = f"{type(error).__name__}: {error}"
+        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+
+    # radio legs: the run's own radio model (hybrid, analytic) or a cached calibration
+    radio = radio_model or (cached_radio_model(scenario) if scenario.radio.enabled else None)
+    radio_s = 0.0
+    if radio is not None:  # mean uplink + result leg over the tasks' cells, weighted by rate
+        total = sum(u.rate_per_s for u in ues) or 1.0
+        radio_s = sum(u.rate_per_s * (radio.mean_s("uplink", u.serving_node)
+                                      + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
+    delays = delay_model(scenario, access_delay_s=radio_s)
+
+    def predict(summary: dict) -> dict:
+        try:
+            predicted = predicted_figures(system, policy, table, delays=delays)
+            predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
+        except (ValueError, KeyError) as error:
+            return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
+        return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+
+    return predict
 
 
 class Terminated(BaseException):

@@ -13,10 +13,13 @@ evaluate on another).
 
 from __future__ import annotations
 
+import math
+
 from dtoee.config import Scenario
 from dtoee.topology import backhaul_graph, path_figures, routes
+from dtoee.topology import routes as routes_of
 from inference.exits import CALIBRATION_SPLIT
-from ns3_glue.network import UePlacement
+from dtoee.network import UePlacement
 from optimizer.system import Link, SystemModel
 
 FRAME_HEADER_BYTES = 16
@@ -60,3 +63,85 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
         w=scenario.policy.w,
         result_bytes=model.result_bytes + FRAME_HEADER_BYTES,
     )
+
+
+def sample_table(model):
+    """The per-sample confidences and correctness of the split the simulation draws its tasks
+    from (the model's replay table over its test split). Pass another
+    :class:`~optimizer.exit_curves.SampleTable` (e.g. the validation split's) to
+    :func:`predicted_figures` to predict from another split."""
+    from optimizer.exit_curves import SampleTable
+
+    return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
+
+
+def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
+    """The simulator's own delay mechanics for :func:`optimizer.system.simulator_delay`:
+    service distribution, workers per node, the physical backhaul hops of every route (so
+    links shared by several paths are one queue), TCP/IP header overhead, and the mean radio
+    legs ``access_delay_s``."""
+    from dtoee.network import SEGMENT_OVERHEAD_BYTES, SEGMENT_PAYLOAD_BYTES
+    from optimizer.system import SimulatorDelayModel
+
+    graph = backhaul_graph(scenario)
+    capacity, propagation = {}, {}
+    for a, b, data in graph.edges(data=True):
+        for hop in ((a, b), (b, a)):
+            capacity[hop], propagation[hop] = data["rate_bps"] / 8.0, data["delay_s"]
+    routes = {pair: tuple(zip(path, path[1:])) for pair, path in routes_of(graph).items()}
+    return SimulatorDelayModel(
+        service_scv=1.0 if scenario.model.service_distribution == "exponential" else 0.0,
+        servers={node.name: node.servers for node in scenario.nodes},
+        routes=routes, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
+        hop_overhead=1.0 + SEGMENT_OVERHEAD_BYTES / SEGMENT_PAYLOAD_BYTES, access_delay_s=access_delay_s,
+    )
+
+
+def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dict:
+    """What the system model predicts for ``policy`` (its offloading and thresholds now).
+
+    Exit shares and accuracy are exact over ``table`` (conditional on survival,
+    :func:`optimizer.system.sample_flows`). ``mean_delay_s`` is
+    :func:`optimizer.system.simulator_delay` at those flows with ``delays``
+    (:func:`delay_model`: P-K queues, shared links, radio legs) when given;
+    ``optimizer_mean_delay_s`` is the optimizer's own M/M/1 figure
+    (:func:`optimizer.system.assess_flows`), and ``accuracy_unconditional_curves`` what the
+    unconditional exit curves give (the selection effect), both for comparison.
+    """
+    from optimizer.system import assess_flows, evaluate, sample_flows, simulator_delay, strategy_of_policy
+
+    x, theta = strategy_of_policy(system, policy)
+    exact = sample_flows(system, x, theta, table)
+    evaluation = assess_flows(system, exact.flows, exact.correct_share)
+    unconditional = evaluate(system, x, theta)
+    parts = simulator_delay(system, exact.flows, delays) if delays is not None else {
+        "mean_delay_s": evaluation.mean_delay_s, "compute_delay_s": evaluation.compute_delay_s,
+        "network_delay_s": evaluation.network_delay_s, "access_delay_s": 0.0}
+    finite = {key: (value if math.isfinite(value) else None) for key, value in parts.items()}
+    return {
+        **finite,
+        "delay_model": "simulator (P-K, shared links, radio legs)" if delays is not None else "optimizer (M/M/1)",
+        "optimizer_mean_delay_s": evaluation.mean_delay_s if evaluation.feasible else None,
+        "feasible": bool(evaluation.feasible),
+        "accuracy": exact.accuracy,
+        "accuracy_unconditional_curves": unconditional.accuracy,
+        "exit_share_by_stage": {str(k): v for k, v in exact.exit_stage_share.items()},
+        "utilisation_by_node": {j: float(r) for j, r in evaluation.rho.items()},
+    }
+
+
+def prediction_error(summary: dict, predicted: dict) -> dict:
+    """Delivered minus predicted: delay in seconds and as a share of delivered, accuracy and
+    exit shares in points."""
+    delivered_delay = (summary.get("delay_s") or {}).get("mean")
+    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None, "exit_share_pts": {}}
+    if delivered_delay is not None and predicted.get("mean_delay_s") is not None:
+        error["mean_delay_s"] = delivered_delay - predicted["mean_delay_s"]
+        error["mean_delay_rel"] = error["mean_delay_s"] / delivered_delay
+    if summary.get("accuracy") is not None:
+        error["accuracy_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy"])
+    for k, share in predicted["exit_share_by_stage"].items():
+        delivered = summary.get("exit_share_by_stage", {}).get(k)
+        if delivered is not None:
+            error["exit_share_pts"][k] = 100.0 * (delivered - share)
+    return error

@@ -16,6 +16,7 @@ bookkeeping all agree on the same path).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import networkx as nx
 
@@ -32,33 +33,60 @@ def backhaul_graph(scenario: Scenario) -> nx.Graph:
     return graph
 
 
-def next_hops(graph: nx.Graph) -> dict[tuple[str, str], str]:
-    """The first hop of the route for every ordered pair (source, target) of connected servers.
+def first_hops(graph: nx.Graph, source: str) -> dict[str, str]:
+    """{target: first hop} of the route from ``source`` to every server it reaches.
 
-    NetworkX's Dijkstra gives, per source, every predecessor on a least-delay path (the
-    shortest-path DAG); a breadth-first walk over that DAG then picks, per target, the
-    fewest hops and, among those, the smallest first-hop name."""
-    hops: dict[tuple[str, str], str] = {}
-    for source in graph:
-        predecessors, _delay_s = nx.dijkstra_predecessor_and_distance(graph, source, weight="delay_s")
-        successors: dict[str, list[str]] = defaultdict(list)
-        for node, before in predecessors.items():
-            for previous in before:
-                successors[previous].append(node)
-        best: dict[str, tuple[int, str]] = {source: (0, "")}  # node -> (hops, first hop)
-        frontier = [source]
-        while frontier:
-            layer: dict[str, tuple[int, str]] = {}
-            for here in frontier:
-                count, first = best[here]
-                for there in successors[here]:
-                    if there not in best:
-                        candidate = (count + 1, first or there)
-                        layer[there] = min(layer.get(there, candidate), candidate)
-            best.update(layer)
-            frontier = list(layer)
-        hops.update(((source, target), first) for target, (_count, first) in best.items() if target != source)
-    return hops
+    NetworkX's Dijkstra gives every predecessor on a least-delay path (the shortest-path
+    DAG); a breadth-first walk over that DAG then picks, per target, the fewest hops and,
+    among those, the smallest first-hop name."""
+    predecessors, _delay_s = nx.dijkstra_predecessor_and_distance(graph, source, weight="delay_s")
+    successors: dict[str, list[str]] = defaultdict(list)
+    for node, before in predecessors.items():
+        for previous in before:
+            successors[previous].append(node)
+    best: dict[str, tuple[int, str]] = {source: (0, "")}  # node -> (hops, first hop)
+    frontier = [source]
+    while frontier:
+        layer: dict[str, tuple[int, str]] = {}
+        for here in frontier:
+            count, first = best[here]
+            for there in successors[here]:
+                if there not in best:
+                    candidate = (count + 1, first or there)
+                    layer[there] = min(layer.get(there, candidate), candidate)
+        best.update(layer)
+        frontier = list(layer)
+    return {target: first for target, (_count, first) in best.items() if target != source}
+
+
+def next_hops(graph: nx.Graph) -> dict[tuple[str, str], str]:
+    """The first hop of the route for every ordered pair (source, target) of connected servers."""
+    return {(source, target): first for source in graph for target, first in first_hops(graph, source).items()}
+
+
+class NextHops(Mapping):
+    """:func:`next_hops` as a read-only mapping computed one source at a time, when first
+    asked: a 1,000-server analytic city routes only between the pairs its tasks use."""
+
+    def __init__(self, graph: nx.Graph) -> None:
+        self._graph = graph
+        self._by_source: dict[str, dict[str, str]] = {}
+
+    def _of(self, source: str) -> dict[str, str]:
+        if source not in self._by_source:
+            self._by_source[source] = first_hops(self._graph, source) if source in self._graph else {}
+        return self._by_source[source]
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        return self._of(key[0])[key[1]]
+
+    def __iter__(self):
+        for source in self._graph:
+            for target in self._of(source):
+                yield source, target
+
+    def __len__(self) -> int:
+        return sum(len(self._of(source)) for source in self._graph)
 
 
 def route(next_hop: dict[tuple[str, str], str], source: str, target: str) -> list[str]:

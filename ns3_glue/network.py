@@ -25,40 +25,25 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from dtoee.config import PATHLOSS_MODELS, SCHEDULERS, Scenario, backhaul_pairs
-from dtoee.seeding import ns3_run_number
-from dtoee.topology import backhaul_graph, next_hops
-
-
-@dataclass(frozen=True)
-class UePlacement:
-    index: int
-    position_m: tuple[float, float]
-    serving_node: str        # nearest base station: where its tasks enter the system
-    rate_per_s: float
-
-
-def node_endpoint(name: str) -> str:
-    return f"node:{name}"
-
-
-def ue_endpoint(index: int) -> str:
-    return f"ue:{index}"
+from ns3_glue.description import (  # noqa: F401  (re-exported: the endpoint convention and routes)
+    NetworkDescription,
+    node_endpoint,
+    ue_endpoint,
+)
 
 
 class Ns3Network:
-    """Builds the scenario's network in ns-3 and carries messages across it."""
+    """Builds a :class:`~ns3_glue.description.NetworkDescription` in ns-3 and carries
+    messages across it."""
 
-    def __init__(self, scenario: Scenario, ues: list[UePlacement], pcap_dir: Path | None = None):
+    def __init__(self, description: NetworkDescription, pcap_dir: Path | None = None):
         from ns3_glue.build import load_glue
 
         self.ns, self.glue = load_glue()
-        self.scenario = scenario
-        self.ues = ues
+        self.description = description
         self._pending: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count(1)
         self._error: BaseException | None = None
@@ -71,7 +56,7 @@ class Ns3Network:
         self._pcap_devices: list[tuple[str, object]] = []  # (file name, device)
         ns = self.ns
         ns.RngSeedManager.SetSeed(1)
-        ns.RngSeedManager.SetRun(ns3_run_number(scenario.simulation.seed))
+        ns.RngSeedManager.SetRun(description.run_number)
         # Large socket buffers: activations of hundreds of kB go out as one stream write.
         ns.Config.SetDefault("ns3::TcpSocket::SndBufSize", ns.UintegerValue(4 << 20))
         ns.Config.SetDefault("ns3::TcpSocket::RcvBufSize", ns.UintegerValue(4 << 20))
@@ -93,7 +78,7 @@ class Ns3Network:
         """Send ``payload_bytes`` from endpoint ``src`` to ``dst``; ``on_delivered()`` runs when
         the last byte has arrived. Without radio, UE legs are instantaneous."""
         if src.startswith("ue:") or dst.startswith("ue:"):
-            if not self.scenario.radio.enabled:
+            if self.description.radio is None:
                 self.call_later(0.0, on_delivered)
                 return
         message_id = next(self._ids)
@@ -156,10 +141,21 @@ class Ns3Network:
     def bytes_received(self, endpoint: str) -> int:
         return int(self.glue.BytesReceived(self._endpoint_ids[endpoint]))
 
-    # Building ------------------------------------------------------------------------------
+    # Building: servers, radio access, backhaul, routes, endpoints, pcap ----------------------
     def _build(self, pcap_dir: Path | None) -> None:
-        ns, sc = self.ns, self.scenario
-        names = [node.name for node in sc.nodes]
+        names = self.description.node_names
+        routing = self._build_servers(names)
+        if self.description.radio is not None:
+            self._build_access(names, routing)
+        link_address, link_subnets = self._build_backhaul()
+        self._install_routes(names, routing, link_address, link_subnets)
+        self._register_endpoints(names)
+        if pcap_dir is not None:
+            self._enable_pcap(pcap_dir)
+
+    def _build_servers(self, names: list[str]) -> dict:
+        """One ns-3 node with an Internet stack per edge server; returns its static routing."""
+        ns = self.ns
         servers = ns.NodeContainer()
         servers.Create(len(names))
         internet = ns.InternetStackHelper()
@@ -168,40 +164,46 @@ class Ns3Network:
         self.servers = {name: servers.Get(i) for i, name in enumerate(names)}
         static = ns.Ipv4StaticRoutingHelper()
         self._keep.append(static)
-        routing = {name: static.GetStaticRouting(self.servers[name].GetObject[ns.Ipv4]()) for name in names}
+        return {name: static.GetStaticRouting(self.servers[name].GetObject[ns.Ipv4]()) for name in names}
 
-        if sc.radio.enabled:
-            pgw = self._build_lte(names)
-            core = self._p2p(sc.backhaul.core_rate_bps, sc.backhaul.core_delay_s, 0.0)
-            for i, name in enumerate(names):
-                devices = core.Install(pgw, self.servers[name])
-                addresses = self._assign(devices, f"10.100.{i}.0")
-                self.server_addresses[name] = addresses[1]
-                self._pcap_devices += [(f"core_{name}_at_pgw.pcap", devices.Get(0)),
-                                       (f"core_{name}_at_{name}.pcap", devices.Get(1))]
-                interface = self.servers[name].GetObject[ns.Ipv4]().GetInterfaceForDevice(devices.Get(1))
-                routing[name].AddNetworkRouteTo(ns.Ipv4Address("7.0.0.0"), ns.Ipv4Mask("255.0.0.0"), interface)
-                if sc.radio.access_loss > 0:
-                    # ns-3's LTE devices take no error model; the core link carries exactly the
-                    # UE <-> server packets, so the access-path loss is applied there, both ways.
-                    for d in range(2):
-                        self._add_loss(devices.Get(d), sc.radio.access_loss)
-            self._core_helper = core
+    def _build_access(self, names: list[str], routing: dict) -> None:
+        """LTE/EPC plus a core link PGW -- server_i per base station [10.100.i.0/30]."""
+        ns, radio = self.ns, self.description.radio
+        pgw = self._build_lte(names)
+        core = self._p2p(radio.core_rate_bps, radio.core_delay_s, 0.0)
+        for i, name in enumerate(names):
+            devices = core.Install(pgw, self.servers[name])
+            addresses = self._assign(devices, f"10.100.{i}.0")
+            self.server_addresses[name] = addresses[1]
+            self._pcap_devices += [(f"core_{name}_at_pgw.pcap", devices.Get(0)),
+                                   (f"core_{name}_at_{name}.pcap", devices.Get(1))]
+            interface = self.servers[name].GetObject[ns.Ipv4]().GetInterfaceForDevice(devices.Get(1))
+            routing[name].AddNetworkRouteTo(ns.Ipv4Address("7.0.0.0"), ns.Ipv4Mask("255.0.0.0"), interface)
+            if radio.access_loss > 0:
+                # ns-3's LTE devices take no error model; the core link carries exactly the
+                # UE <-> server packets, so the access-path loss is applied there, both ways.
+                for d in range(2):
+                    self._add_loss(devices.Get(d), radio.access_loss)
+        self._core_helper = core
 
-        links = backhaul_pairs(sc)
-        link_address: dict[tuple[str, str], tuple[str, int]] = {}  # (here, there) -> (there's addr, my iface)
+    def _build_backhaul(self) -> tuple[dict, dict]:
+        """Point-to-point links [10.200.x.0/30]; returns (here, there) -> (there's address, my
+        interface) and subnet -> (a, b)."""
+        ns = self.ns
+        link_address: dict[tuple[str, str], tuple[str, int]] = {}
         self._backhaul_helpers = []
         self.backhaul_devices: dict[frozenset, object] = {}
         self.link_loss: dict[frozenset, float] = {}
         self.link_error_models: dict[frozenset, list] = {}
         link_subnets: dict[str, tuple[str, str]] = {}
-        for index, (a, b, rate_bps, delay_s, loss) in enumerate(links):
-            helper = self._p2p(rate_bps, delay_s, loss)
+        for index, link in enumerate(self.description.links):
+            a, b = link.a, link.b
+            helper = self._p2p(link.rate_bps, link.delay_s, link.loss)
             devices = helper.Install(self.servers[a], self.servers[b])
             key = frozenset((a, b))
-            self.link_loss[key], self.link_error_models[key] = loss, []
+            self.link_loss[key], self.link_error_models[key] = link.loss, []
             for d in range(2):  # packet loss (and link failures: rate 1) on receive, both ends
-                self.link_error_models[key].append(self._add_loss(devices.Get(d), loss))
+                self.link_error_models[key].append(self._add_loss(devices.Get(d), link.loss))
             subnet = f"10.{200 + index // 256}.{index % 256}.0"
             link_subnets[subnet] = (a, b)
             addresses = self._assign(devices, subnet)
@@ -210,17 +212,20 @@ class Ns3Network:
             link_address[(a, b)] = (addresses[1], ipv4_a.GetInterfaceForDevice(devices.Get(0)))
             link_address[(b, a)] = (addresses[0], ipv4_b.GetInterfaceForDevice(devices.Get(1)))
             self._backhaul_helpers.append(helper)
-            self.backhaul_devices[frozenset((a, b))] = devices
+            self.backhaul_devices[key] = devices
             self._pcap_devices += [(f"backhaul_{a}-{b}_at_{a}.pcap", devices.Get(0)),
                                    (f"backhaul_{a}-{b}_at_{b}.pcap", devices.Get(1))]
             for name in (a, b):
                 self.server_addresses.setdefault(name, addresses[0] if name == a else addresses[1])
+        return link_address, link_subnets
 
-        # Static routes along the shortest backhaul paths: a host route to every other
-        # server's endpoint address, and a network route to every link subnet that is not
-        # attached (ns-3 TCP takes the outgoing interface's address as the source, so replies
-        # must find their way back to backhaul addresses too).
-        next_hop = next_hops(backhaul_graph(sc))
+    def _install_routes(self, names: list[str], routing: dict, link_address: dict, link_subnets: dict) -> None:
+        """Static routes along the shortest backhaul paths: a host route to every other
+        server's endpoint address, and a network route to every link subnet that is not
+        attached (ns-3 TCP takes the outgoing interface's address as the source, so replies
+        must find their way back to backhaul addresses too)."""
+        ns = self.ns
+        next_hop = self.description.next_hop
         for (source, target), hop in next_hop.items():
             gateway, interface = link_address[(source, hop)]
             routing[source].AddHostRouteTo(
@@ -234,22 +239,25 @@ class Ns3Network:
                         ns.Ipv4Address(subnet), ns.Ipv4Mask("255.255.255.252"), ns.Ipv4Address(gateway), interface
                     )
 
+    def _register_endpoints(self, names: list[str]) -> None:
+        ns = self.ns
         for name in names:
             if name not in self.server_addresses:
                 continue  # a lone server without radio: nothing can reach it, nothing needs to
             self._endpoint_ids[node_endpoint(name)] = self.glue.RegisterEndpoint(
                 self.servers[name], ns.Ipv4Address(self.server_addresses[name])
             )
-        if sc.radio.enabled:
-            for ue in self.ues:
+        if self.description.radio is not None:
+            for ue in self.description.ues:
                 self._endpoint_ids[ue_endpoint(ue.index)] = self.glue.RegisterEndpoint(
                     self.ue_nodes.Get(ue.index), self.ue_addresses[ue.index]
                 )
-        if pcap_dir is not None:
-            # One file per device, named after the link and the side it was captured on.
-            pcap_dir.mkdir(parents=True, exist_ok=True)
-            for filename, device in self._pcap_devices:
-                self.glue.EnablePcap(device, str(pcap_dir / filename))
+
+    def _enable_pcap(self, pcap_dir: Path) -> None:
+        """One file per device, named after the link and the side it was captured on."""
+        pcap_dir.mkdir(parents=True, exist_ok=True)
+        for filename, device in self._pcap_devices:
+            self.glue.EnablePcap(device, str(pcap_dir / filename))
 
     def _add_loss(self, device, loss: float):
         """Drop each packet this device receives with probability ``loss`` (ns-3 RateErrorModel)."""
@@ -279,7 +287,7 @@ class Ns3Network:
         return [_address_text(interfaces.GetAddress(i)) for i in range(2)]
 
     def _build_lte(self, names: list[str]):
-        ns, radio = self.ns, self.scenario.radio
+        ns, radio = self.ns, self.description.radio
         ns.Config.SetDefault("ns3::LteEnbPhy::TxPower", ns.DoubleValue(radio.enb_tx_power_dbm))
         ns.Config.SetDefault("ns3::LteUePhy::TxPower", ns.DoubleValue(radio.ue_tx_power_dbm))
         # With uplink power control (ns-3's default) the PUSCH power is capped by Pcmax, not
@@ -292,8 +300,8 @@ class Ns3Network:
         lte = ns.CreateObject[ns.LteHelper]()
         epc = ns.CreateObject[ns.PointToPointEpcHelper]()
         lte.SetEpcHelper(epc)
-        lte.SetAttribute("PathlossModel", ns.StringValue(PATHLOSS_MODELS[radio.pathloss_model]))
-        lte.SetSchedulerType(SCHEDULERS[radio.scheduler])
+        lte.SetAttribute("PathlossModel", ns.StringValue(radio.pathloss_type))
+        lte.SetSchedulerType(radio.scheduler_type)
         lte.SetEnbDeviceAttribute("DlBandwidth", ns.UintegerValue(radio.bandwidth_rb))
         lte.SetEnbDeviceAttribute("UlBandwidth", ns.UintegerValue(radio.bandwidth_rb))
         lte.SetEnbDeviceAttribute("DlEarfcn", ns.UintegerValue(radio.dl_earfcn))
@@ -301,11 +309,11 @@ class Ns3Network:
         enbs = ns.NodeContainer()
         enbs.Create(len(names))
         ue_nodes = ns.NodeContainer()
-        ue_nodes.Create(len(self.ues))
+        ue_nodes.Create(len(self.description.ues))
         positions = ns.CreateObject[ns.ListPositionAllocator]()
-        for node in self.scenario.nodes:
+        for node in self.description.nodes:
             positions.Add(ns.Vector(node.position_m[0], node.position_m[1], 30.0))
-        for ue in self.ues:
+        for ue in self.description.ues:
             positions.Add(ns.Vector(ue.position_m[0], ue.position_m[1], 1.5))
         mobility = ns.MobilityHelper()
         mobility.SetMobilityModel("ns3::ConstantPositionMobilityModel")
@@ -319,7 +327,7 @@ class Ns3Network:
         ue_interfaces = epc.AssignUeIpv4Address(ns.NetDeviceContainer(ue_devices))
         static = ns.Ipv4StaticRoutingHelper()
         self.ue_addresses = {}
-        for ue in self.ues:
+        for ue in self.description.ues:
             node = ue_nodes.Get(ue.index)
             static.GetStaticRouting(node.GetObject[ns.Ipv4]()).SetDefaultRoute(epc.GetUeDefaultGatewayAddress(), 1)
             self.ue_addresses[ue.index] = ue_interfaces.GetAddress(ue.index)

@@ -292,3 +292,91 @@ def synthetic_exit_curves(num_stages: int, rng: np.random.Generator) -> dict[int
             confidence_power=float(rng.uniform(1.0, 4.0)),
         )
     return curves
+
+
+# ----- curves conditional on survival (no selection effect) -------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SampleTable:
+    """Per-sample exit confidences and correctness of one data split (the caller's choice:
+    the split the simulation draws from, or the validation split used for calibration).
+
+    Args:
+        confidence: (N, K) array, c_s^k = confidence of exit head k on sample s.
+        correct: (N, K) bool array, whether exit k's prediction on sample s is right.
+    """
+
+    confidence: np.ndarray
+    correct: np.ndarray
+
+    def __post_init__(self) -> None:
+        confidence = np.array(self.confidence, dtype=float)
+        correct = np.array(self.correct, dtype=bool)
+        if confidence.ndim != 2 or confidence.shape != correct.shape or confidence.shape[0] == 0:
+            raise ValueError(
+                f"confidence and correct must be non-empty (N, K) arrays of one shape, got "
+                f"{np.shape(self.confidence)} and {np.shape(self.correct)}"
+            )
+        confidence.setflags(write=False)
+        correct.setflags(write=False)
+        object.__setattr__(self, "confidence", confidence)
+        object.__setattr__(self, "correct", correct)
+
+    @classmethod
+    def from_predictions(cls, confidence, predicted, labels) -> "SampleTable":
+        """From (N, K) confidences, (N, K) predicted classes and (N,) labels."""
+        predicted = np.asarray(predicted)
+        labels = np.asarray(labels).reshape(-1, 1)
+        return cls(confidence=confidence, correct=predicted == labels)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.confidence.shape[0])
+
+    @property
+    def num_stages(self) -> int:
+        return int(self.confidence.shape[1])
+
+
+def conditional_exit_curve(
+    table: SampleTable, stage: int, reach_weight: np.ndarray, grid: np.ndarray | None = None
+) -> ExitCurveData:
+    """Exit curve of exit k measured on the tasks that reach it.
+
+    ``reach_weight[s]`` = P(sample s reaches exit k) under the upstream thresholds (1 for
+    every sample at k = 1). On the survivors, with w_s that weight::
+
+        e_k(theta)     = sum_s w_s [c_s^k >= theta] / sum_s w_s
+        alpha_k(theta) = sum_s w_s [c_s^k >= theta] correct_s^k / sum_s w_s [c_s^k >= theta]
+
+    With w_s = 1 for all s this is the unconditional curve of the module docstring (the one
+    with the selection effect). ``grid``: thresholds (default: 0, every distinct confidence
+    and 1, so the curve is exact at every threshold a sample can cross).
+    """
+    weight = np.asarray(reach_weight, dtype=float).reshape(-1)
+    if weight.shape[0] != table.num_samples or np.any(weight < 0) or not np.isfinite(weight).all():
+        raise ValueError(f"reach_weight must be {table.num_samples} finite weights >= 0")
+    if not 1 <= stage <= table.num_stages:
+        raise ValueError(f"stage must lie in 1..{table.num_stages}, got {stage}")
+    conf = table.confidence[:, stage - 1]
+    right = table.correct[:, stage - 1]
+    total = weight.sum()
+    if total <= 0:  # nothing reaches it: the unconditional curve is as good as any
+        weight, total = np.ones_like(weight), float(weight.size)
+    if grid is None:
+        grid = np.unique(np.concatenate([[0.0], np.clip(conf, 0.0, 1.0), [1.0]]))
+    grid = np.asarray(grid, dtype=float)
+    order = np.argsort(conf)
+    sorted_conf, w_sorted, c_sorted = conf[order], weight[order], (weight * right)[order]
+    # mass with confidence >= theta: suffix sums at the first index with conf >= theta
+    suffix_w = np.concatenate([np.cumsum(w_sorted[::-1])[::-1], [0.0]])
+    suffix_c = np.concatenate([np.cumsum(c_sorted[::-1])[::-1], [0.0]])
+    index = np.searchsorted(sorted_conf, grid, side="left")
+    exited, exited_right = suffix_w[index], suffix_c[index]
+    share = exited / total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(exited > 0, exited_right / np.maximum(exited, 1e-300), np.nan)
+    share = np.minimum.accumulate(share)  # exact already; guards float round-off
+    return ExitCurveData(stage=stage, thresholds=grid, exit_share=share, accuracy_of_exited=accuracy,
+                         test_accuracy=float(exited_right[0] / total) if exited[0] > 0 else None)

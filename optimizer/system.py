@@ -80,6 +80,105 @@ def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
+def _check_nodes(value) -> tuple[NodeName, ...]:
+    nodes = tuple(value)
+    if not nodes or len(set(nodes)) != len(nodes) or not all(isinstance(n, str) and n for n in nodes):
+        raise ValueError(f"nodes must be unique non-empty strings, got {value!r}")
+    return nodes
+
+
+def _check_num_stages(value) -> int:
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"num_stages must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_hosts(value, K: int, node_set: set) -> dict[int, tuple[NodeName, ...]]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"hosts must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    hosts = {}
+    for k in range(1, K + 1):
+        h = tuple(value[k])
+        if not h or len(set(h)) != len(h) or not set(h) <= node_set:
+            raise ValueError(f"hosts[{k}] must be a non-empty set of known nodes, got {h!r}")
+        hosts[k] = h
+    return hosts
+
+
+def _check_rates(value, nodes: tuple[NodeName, ...]) -> dict[NodeName, float]:
+    rates = {}
+    for i, lam in value.items():
+        if i not in nodes:
+            raise ValueError(f"external_rate_per_s has unknown node {i!r}; allowed: {nodes}")
+        lam = float(lam)
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"external_rate_per_s[{i!r}] must be finite and >= 0, got {lam!r}")
+        rates[i] = lam
+    rates = {i: rates.get(i, 0.0) for i in nodes}
+    if sum(rates.values()) <= 0:
+        raise ValueError("external_rate_per_s must have a positive total (sum of lambda_i > 0)")
+    return rates
+
+
+def _check_service_rates(value, hosts: Mapping[int, tuple]) -> dict[tuple[NodeName, int], float]:
+    expected = {(j, k) for k, h in hosts.items() for j in h}
+    if set(value) != expected:
+        extra = sorted(set(value) - expected)
+        missing = sorted(expected - set(value))
+        raise ValueError(
+            f"service_rate_per_s must have one entry per (host, stage); missing {missing}, extra {extra}"
+        )
+    mu = {}
+    for key, rate in value.items():
+        rate = float(rate)
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"service_rate_per_s[{key!r}] must be finite and > 0, got {rate!r}")
+        mu[key] = rate
+    return mu
+
+
+def _check_links(value, nodes: tuple[NodeName, ...]) -> dict[tuple[NodeName, NodeName], "Link"]:
+    links = {}
+    for key, link in value.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"links keys must be (src, dst) pairs, got {key!r}")
+        i, j = key
+        if i not in nodes or j not in nodes or i == j:
+            raise ValueError(f"links key {key!r} must join two distinct known nodes {nodes}")
+        if not isinstance(link, Link):
+            raise ValueError(f"links[{key!r}] must be a Link, got {link!r}")
+        links[key] = link
+    return links
+
+
+def _check_per_stage(name: str, value, K: int) -> dict[int, float]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"{name} must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    out = {}
+    for k, b in value.items():
+        b = float(b)
+        if not (math.isfinite(b) and b >= 0):
+            raise ValueError(f"{name}[{k}] must be finite and >= 0, got {b!r}")
+        out[k] = b
+    return out
+
+
+def _check_curves(value, K: int) -> dict[int, ExitCurveData]:
+    stages = set(range(1, K + 1))
+    if set(value) != stages:
+        raise ValueError(f"exit_curves must have exactly the keys {sorted(stages)}, got {sorted(value)}")
+    return {k: ExitCurveData.from_any(c, stage=k) for k, c in value.items()}
+
+
+def _non_negative(name: str, value) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class SystemModel:
     """Static description of the edge system (the *prior* a DTO-EE node starts from).
@@ -114,101 +213,34 @@ class SystemModel:
     result_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
-        nodes = tuple(self.nodes)
-        if not nodes or len(set(nodes)) != len(nodes) or not all(isinstance(n, str) and n for n in nodes):
-            raise ValueError(f"nodes must be unique non-empty strings, got {self.nodes!r}")
-        node_set = set(nodes)
-        if not isinstance(self.num_stages, (int, np.integer)) or self.num_stages < 1:
-            raise ValueError(f"num_stages must be an integer >= 1, got {self.num_stages!r}")
-        K = int(self.num_stages)
-        stages = set(range(1, K + 1))
+        """Validate and normalise every field (one checker per field below), then freeze."""
+        nodes = _check_nodes(self.nodes)
+        K = _check_num_stages(self.num_stages)
+        hosts = _check_hosts(self.hosts, K, set(nodes))
+        normalised = {
+            "nodes": nodes,
+            "num_stages": K,
+            "hosts": _frozen(hosts),
+            "external_rate_per_s": _frozen(_check_rates(self.external_rate_per_s, nodes)),
+            "service_rate_per_s": _frozen(_check_service_rates(self.service_rate_per_s, hosts)),
+            "links": _frozen(_check_links(self.links, nodes)),
+            "transfer_bytes": _frozen(_check_per_stage("transfer_bytes", self.transfer_bytes, K)),
+            "exit_curves": _frozen(_check_curves(self.exit_curves, K)),
+            **{name: _non_negative(name, getattr(self, name)) for name in ("w", "result_bytes", "result_delay_s")},
+        }
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)  # the one way to set a frozen dataclass's field
+        self._check_reachable()
 
-        if set(self.hosts) != stages:
-            raise ValueError(f"hosts must have exactly the keys {sorted(stages)}, got {sorted(self.hosts)}")
-        hosts = {}
-        for k in range(1, K + 1):
-            h = tuple(self.hosts[k])
-            if not h or len(set(h)) != len(h) or not set(h) <= node_set:
-                raise ValueError(f"hosts[{k}] must be a non-empty set of known nodes, got {h!r}")
-            hosts[k] = h
-
-        rates = {}
-        for i, lam in self.external_rate_per_s.items():
-            if i not in node_set:
-                raise ValueError(f"external_rate_per_s has unknown node {i!r}; allowed: {nodes}")
-            lam = float(lam)
-            if not (math.isfinite(lam) and lam >= 0):
-                raise ValueError(f"external_rate_per_s[{i!r}] must be finite and >= 0, got {lam!r}")
-            rates[i] = lam
-        rates = {i: rates.get(i, 0.0) for i in nodes}
-        if sum(rates.values()) <= 0:
-            raise ValueError("external_rate_per_s must have a positive total (sum of lambda_i > 0)")
-
-        expected_mu = {(j, k) for k in range(1, K + 1) for j in hosts[k]}
-        if set(self.service_rate_per_s) != expected_mu:
-            extra = sorted(set(self.service_rate_per_s) - expected_mu)
-            missing = sorted(expected_mu - set(self.service_rate_per_s))
-            raise ValueError(
-                f"service_rate_per_s must have one entry per (host, stage); missing {missing}, extra {extra}"
-            )
-        mu = {}
-        for key, value in self.service_rate_per_s.items():
-            value = float(value)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"service_rate_per_s[{key!r}] must be finite and > 0, got {value!r}")
-            mu[key] = value
-
-        links = {}
-        for key, link in self.links.items():
-            if not (isinstance(key, tuple) and len(key) == 2):
-                raise ValueError(f"links keys must be (src, dst) pairs, got {key!r}")
-            i, j = key
-            if i not in node_set or j not in node_set or i == j:
-                raise ValueError(f"links key {key!r} must join two distinct known nodes {nodes}")
-            if not isinstance(link, Link):
-                raise ValueError(f"links[{key!r}] must be a Link, got {link!r}")
-            links[key] = link
-
-        if set(self.transfer_bytes) != stages:
-            raise ValueError(
-                f"transfer_bytes must have exactly the keys {sorted(stages)}, got {sorted(self.transfer_bytes)}"
-            )
-        transfer = {}
-        for k, b in self.transfer_bytes.items():
-            b = float(b)
-            if not (math.isfinite(b) and b >= 0):
-                raise ValueError(f"transfer_bytes[{k}] must be finite and >= 0, got {b!r}")
-            transfer[k] = b
-
-        if set(self.exit_curves) != stages:
-            raise ValueError(
-                f"exit_curves must have exactly the keys {sorted(stages)}, got {sorted(self.exit_curves)}"
-            )
-        curves = {k: ExitCurveData.from_any(c, stage=k) for k, c in self.exit_curves.items()}
-
-        for name in ("w", "result_bytes", "result_delay_s"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-            object.__setattr__(self, name, value)
-
-        object.__setattr__(self, "nodes", nodes)
-        object.__setattr__(self, "num_stages", K)
-        object.__setattr__(self, "hosts", _frozen(hosts))
-        object.__setattr__(self, "external_rate_per_s", _frozen(rates))
-        object.__setattr__(self, "service_rate_per_s", _frozen(mu))
-        object.__setattr__(self, "links", _frozen(links))
-        object.__setattr__(self, "transfer_bytes", _frozen(transfer))
-        object.__setattr__(self, "exit_curves", _frozen(curves))
-
-        # every node that can hold stage-k work must reach a stage-k host
-        for k in range(1, K + 1):
+    def _check_reachable(self) -> None:
+        """Every node that can hold stage-k work must reach a stage-k host."""
+        for k in range(1, self.num_stages + 1):
             for i in self.offloaders(k):
                 if not self.targets(i, k):
                     raise ValueError(
                         f"node {i!r} has stage-{k} tasks but no stage-{k} host it can reach "
-                        f"(hosts[{k}]={hosts[k]}, links from {i!r}: "
-                        f"{sorted(j for (s, j) in links if s == i)})"
+                        f"(hosts[{k}]={self.hosts[k]}, links from {i!r}: "
+                        f"{sorted(j for (s, j) in self.links if s == i)})"
                     )
 
     # ----- topology (static, derived) -------------------------------------------------
@@ -478,6 +510,214 @@ def evaluate_exit_shares(
             correct[(j, k)] = hull.value(e)
     flows = propagate(system, x, shares)
     return assess_flows(system, flows, correct)
+
+
+# ----- per-sample evaluation (exit shares and accuracy conditional on survival) ----------
+
+
+@dataclass(frozen=True)
+class SampleFlows:
+    """What a strategy does to each sample of a :class:`~optimizer.exit_curves.SampleTable`.
+
+    flows: the stationary flows with the conditional exit shares (Lambda, phi, f);
+    exit_share / correct_share: {(j, k)}: among tasks reaching exit k at node j, the share
+    that exits there and the share that exits there correctly;
+    reach: (N, K) P(sample s reaches exit k) (the survival weights of the conditional curves);
+    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right.
+    """
+
+    flows: Flows
+    exit_share: dict[tuple[NodeName, int], float]
+    correct_share: dict[tuple[NodeName, int], float]
+    reach: np.ndarray
+    exit_stage_share: dict[int, float]
+    accuracy: float
+
+
+def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> SampleFlows:
+    """Propagate every sample of ``table`` through the strategy, exactly.
+
+    Each sample s enters at node i with probability lambda_i / sum lambda; m_s(i, k) is the
+    probability that s is at node i needing stage k. Routing is independent of the sample,
+    exits are not::
+
+        a_s(j, k)     = sum_i m_s(i, k) x_ij^k                 (reaches exit k at j)
+        exits_s(j, k) = a_s(j, k) [c_s^k >= theta_j^k]         (all of it at k = K)
+        m_s(j, k+1)   = a_s(j, k) - exits_s(j, k)
+
+    The conditional exit share of (j, k) is sum_s exits_s / sum_s a_s; with it,
+    :func:`propagate` gives the exact mean flows. Accuracy is
+    sum_(s,j,k) exits_s(j, k) correct_s^k / N: no selection effect, because each exit sees
+    only the samples that survived the thresholds upstream of it on their own paths.
+    The exit rule is the simulator's: exit iff confidence >= threshold.
+    """
+    K = system.num_stages
+    if table.num_stages != K:
+        raise ValueError(f"the sample table has {table.num_stages} exits, the system {K} stages")
+    names = list(system.nodes)
+    index = {n: i for i, n in enumerate(names)}
+    n_nodes, n_samples = len(names), table.num_samples
+    total = system.total_external_rate_per_s
+    entry = np.array([system.external_rate_per_s[n] / total for n in names])
+    mass = np.tile(entry, (n_samples, 1))  # m_s(i, 1)
+    reach = np.zeros((n_samples, K))
+    shares: dict[tuple[NodeName, int], float] = {}
+    correct_share: dict[tuple[NodeName, int], float] = {}
+    exit_stage: dict[int, float] = {}
+    right = 0.0
+    for k in range(1, K + 1):
+        route = np.zeros((n_nodes, n_nodes))
+        at = mass.sum(axis=0)
+        for i in system.offloaders(k):
+            if at[index[i]] <= 0:
+                continue
+            probs = x.get((i, k))
+            if probs is None:
+                raise ValueError(f"x has no distribution for node {i!r}, stage {k}")
+            check_distribution(system, i, k, probs)
+            for j, p in probs.items():
+                route[index[i], index[j]] += p
+        arrive = mass @ route  # a_s(j, k)
+        reach[:, k - 1] = arrive.sum(axis=1)
+        conf = table.confidence[:, k - 1]
+        ok = table.correct[:, k - 1]
+        exits = np.zeros_like(arrive)
+        for j in system.hosts[k]:
+            column = arrive[:, index[j]]
+            if k == K:
+                leaving = column
+            else:
+                t = float(theta[(j, k)])
+                leaving = column * (conf >= t)
+            exits[:, index[j]] = leaving
+            arrived = column.sum()
+            shares[(j, k)] = float(leaving.sum() / arrived) if arrived > 0 else (1.0 if k == K else 0.0)
+            correct_share[(j, k)] = float((leaving * ok).sum() / arrived) if arrived > 0 else 0.0
+        exit_stage[k] = float(exits.sum() / n_samples)
+        right += float((exits.sum(axis=1) * ok).sum())
+        mass = arrive - exits
+    flows = propagate(system, x, shares)
+    return SampleFlows(flows, shares, correct_share, reach, exit_stage, right / n_samples)
+
+
+def evaluate_on_samples(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> Evaluation:
+    """:func:`evaluate` with exit shares and accuracy from the samples (:func:`sample_flows`)
+    instead of the unconditional exit curves."""
+    result = sample_flows(system, x, theta, table)
+    return assess_flows(system, result.flows, result.correct_share)
+
+
+# ----- the delay a task sees in the simulator (queue discipline, shared links) -------------
+
+
+@dataclass(frozen=True)
+class SimulatorDelayModel:
+    """What the simulator does that the optimizer's M/M/1 model leaves out.
+
+    service_scv: squared coefficient of variation of a stage's service time (0 for the
+        simulator's deterministic service, 1 for exponential);
+    servers: {node: c_j} parallel workers (default 1); the node's rate mu_j^k is c_j times one
+        worker's;
+    routes: {(i, j): ((a, b), ...)} the physical directed hops of logical link i -> j (None:
+        each logical link is its own queue, as in :func:`assess_flows`);
+    hop_capacity_bytes_per_s / hop_propagation_s: per physical hop (a, b);
+    hop_overhead: bytes on the wire per payload byte (headers), e.g. 1 + 54/1400;
+    access_delay_s: mean radio legs per task (uplink of the input + return of the result).
+    """
+
+    service_scv: float = 0.0
+    servers: Mapping[NodeName, int] = field(default_factory=dict)
+    routes: Mapping[tuple[NodeName, NodeName], tuple[tuple[NodeName, NodeName], ...]] | None = None
+    hop_capacity_bytes_per_s: Mapping[tuple[NodeName, NodeName], float] = field(default_factory=dict)
+    hop_propagation_s: Mapping[tuple[NodeName, NodeName], float] = field(default_factory=dict)
+    hop_overhead: float = 1.0
+    access_delay_s: float = 0.0
+
+
+def _erlang_c(c: int, offered: float) -> float:
+    """P(wait) in M/M/c with offered load a = lambda/mu_one (a < c)."""
+    term, total = 1.0, 1.0
+    for n in range(1, c):
+        term *= offered / n
+        total += term
+    term *= offered / c
+    tail = term * c / (c - offered)
+    return tail / (total + tail)
+
+
+def mg_number(arrival: Mapping[int, float], service_s: Mapping[int, float], scv: float, servers: int = 1) -> float:
+    """Mean number of tasks at a FIFO node serving a Poisson mix of task classes.
+
+    Class k arrives at Lambda^k and takes S_k on one of c workers (mean S_k, squared
+    coefficient of variation ``scv``). With Lambda = sum Lambda^k, E[S] = sum Lambda^k S_k /
+    Lambda, E[S^2] = (1 + scv) sum Lambda^k S_k^2 / Lambda and rho = Lambda E[S] / c:
+
+    * c = 1, Pollaczek-Khinchine: N = Lambda E[S] + Lambda^2 E[S^2] / (2 (1 - rho));
+    * c > 1, the Allen-Cunneen approximation: W_q = C(c, a) E[S] / (c (1 - rho)) x
+      (1 + scv_mix) / 2 with C the Erlang-C probability of waiting and scv_mix =
+      E[S^2] / E[S]^2 - 1; N = Lambda (E[S] + W_q).
+
+    ``inf`` when rho >= 1.
+    """
+    total = sum(arrival.values())
+    if total <= 0:
+        return 0.0
+    mean_s = sum(lam * service_s[k] for k, lam in arrival.items()) / total
+    second = (1.0 + scv) * sum(lam * service_s[k] ** 2 for k, lam in arrival.items()) / total
+    rho = total * mean_s / servers
+    if rho >= 1.0:
+        return math.inf
+    if servers == 1:
+        return total * mean_s + total**2 * second / (2.0 * (1.0 - rho))
+    scv_mix = second / mean_s**2 - 1.0
+    wait = _erlang_c(servers, total * mean_s) * mean_s / (servers * (1.0 - rho)) * (1.0 + scv_mix) / 2.0
+    return total * (mean_s + wait)
+
+
+def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayModel) -> dict[str, float]:
+    """Mean response delay of ``flows`` as the simulator produces it (Little's law)::
+
+        D = [ sum_j N_j + sum_hops N_h + sum_(i,j,k) f_ij^k p_ij ] / sum_i lambda_i + access
+
+    N_j: :func:`mg_number` of node j's stage mix (its workers each 1/c_j of mu_j^k);
+    N_h: each physical hop h = (a, b) is one FIFO queue carrying every logical flow whose
+    route crosses it (links shared by several paths), M/G/1 with the deterministic
+    per-stage message sizes b_k x overhead; p_ij the route's propagation. Returns the parts
+    and ``mean_delay_s`` (``inf`` if a queue is unstable).
+    """
+    total = system.total_external_rate_per_s
+    compute = 0.0
+    for j in system.nodes:
+        stages = system.stages_hosted(j)
+        if not stages:
+            continue
+        c = int(model.servers.get(j, 1))
+        arrival = {k: flows.arrival.get((j, k), 0.0) for k in stages}
+        service = {k: c / system.service_rate_per_s[(j, k)] for k in stages}
+        compute += mg_number(arrival, service, model.service_scv, c)
+    hop_flows: dict[tuple, dict[int, float]] = {}
+    propagation = 0.0
+    for (i, j, k), flow in flows.offload.items():
+        if i == j or flow <= 0:
+            continue
+        hops = model.routes[(i, j)] if model.routes is not None else ((i, j),)
+        for hop in hops:
+            hop_flows.setdefault(hop, {})
+            hop_flows[hop][k] = hop_flows[hop].get(k, 0.0) + flow
+            if model.routes is not None:
+                propagation += flow * model.hop_propagation_s[hop]
+        if model.routes is None:
+            propagation += flow * system.links[(i, j)].propagation_s
+    network = 0.0
+    for hop, arrival in hop_flows.items():
+        capacity = (model.hop_capacity_bytes_per_s[hop] if model.routes is not None
+                    else system.links[hop].capacity_bytes_per_s)
+        service = {k: model.hop_overhead * system.transfer_bytes[k] / capacity for k in arrival}
+        network += mg_number(arrival, service, 0.0, 1)
+    compute_s = compute / total
+    network_s = (network + propagation) / total
+    return {"mean_delay_s": compute_s + network_s + model.access_delay_s, "compute_delay_s": compute_s,
+            "network_delay_s": network_s, "access_delay_s": model.access_delay_s}
 
 
 # ----- random instances -------------------------------------------------------------------

@@ -99,8 +99,6 @@ def test_optimizer_and_inference_never_import_ns3():
     assert _edges_between(graph, ("optimizer", "inference"), ("ns3", "ns3_glue")) == []
 
 
-@pytest.mark.xfail(strict=False, reason="ns3_glue/network.py still imports dtoee.config, dtoee.seeding and "
-                   "dtoee.topology; issue #15 item 2 (branch i14: ns3_glue takes a plain network description) removes them")
 def test_ns3_glue_imports_nothing_of_dtoee_optimizer_or_inference():
     graph = import_graph()
     assert _edges_between(graph, ("ns3_glue",), ("dtoee", "optimizer", "inference")) == []

@@ -13,7 +13,7 @@ import pytest
 from dtoee.control import ControlPlane, PolicyLog
 from dtoee.cosim import CoSimulation, NodeState
 from dtoee.trace import Trace
-from ns3_glue.network import UePlacement
+from dtoee.network import UePlacement
 from optimizer.policy import StaticPolicy
 
 from .scenarios import scenario

@@ -1,0 +1,143 @@
+"""Exit shares and accuracy conditional on survival: the per-sample model against a
+Monte-Carlo of the exit rule, and the self-consistent optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimizer.centralized import solve_self_consistent
+from optimizer.exit_curves import SampleTable, conditional_exit_curve, exit_share_at
+from optimizer.system import evaluate, random_instance, sample_flows
+
+
+def _table(rng, n=400, k=3):
+    # later exits are more confident and more often right; confidences correlated across exits
+    base = rng.random(n)
+    confidence = np.clip(np.stack([base * 0.6 + 0.4 * rng.random(n) * (j + 1) / k for j in range(k)], 1), 0, 1)
+    correct = rng.random((n, k)) < np.clip(0.5 + 0.5 * confidence, 0, 1)
+    return SampleTable(confidence=confidence, correct=correct)
+
+
+def _strategy(system, rng):
+    x = {}
+    for (i, k) in system.decision_keys():
+        targets = system.targets(i, k)
+        p = rng.dirichlet(np.ones(len(targets)))
+        x[(i, k)] = dict(zip(targets, p))
+    theta = {(j, k): float(rng.uniform(0.3, 0.8)) for k in range(1, system.num_stages + 1) for j in system.hosts[k]}
+    return x, theta
+
+
+def _monte_carlo(system, x, theta, table, rng, tasks=60_000):
+    """Simulate the exit rule task by task: entry by lambda, route by x, exit iff c >= theta."""
+    names = list(system.nodes)
+    lam = np.array([system.external_rate_per_s[n] for n in names])
+    K = system.num_stages
+    right, exits = 0, np.zeros(K)
+    for _ in range(tasks):
+        s = rng.integers(table.num_samples)
+        here = names[rng.choice(len(names), p=lam / lam.sum())]
+        for k in range(1, K + 1):
+            probs = x[(here, k)]
+            hosts = list(probs)
+            here = hosts[rng.choice(len(hosts), p=np.array(list(probs.values())) / sum(probs.values()))]
+            if k == K or table.confidence[s, k - 1] >= theta[(here, k)]:
+                right += table.correct[s, k - 1]
+                exits[k - 1] += 1
+                break
+    return right / tasks, exits / tasks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_flows_match_a_monte_carlo_of_the_exit_rule(seed):
+    rng = np.random.default_rng(seed)
+    system = random_instance(seed, n_nodes=4, n_stages=3)
+    table = _table(rng)
+    x, theta = _strategy(system, rng)
+    exact = sample_flows(system, x, theta, table)
+    accuracy, exits = _monte_carlo(system, x, theta, table, np.random.default_rng(100 + seed), tasks=20_000)
+    # binomial standard error at 20k tasks is < 0.0036; 4 sigma
+    assert abs(exact.accuracy - accuracy) < 0.015
+    assert np.allclose([exact.exit_stage_share[k] for k in (1, 2, 3)], exits, atol=0.015)
+    assert sum(exact.exit_stage_share.values()) == pytest.approx(1.0)
+    # conservation: what reaches stage k+1 is what reached k and did not exit
+    assert exact.reach[:, 0] == pytest.approx(np.ones(table.num_samples))
+    for k in (1, 2):
+        assert exact.reach[:, k].mean() == pytest.approx(exact.reach[:, k - 1].mean() - exact.exit_stage_share[k])
+
+
+def test_unconditional_curves_carry_the_selection_effect_the_samples_do_not():
+    rng = np.random.default_rng(3)
+    system = random_instance(3, n_nodes=3, n_stages=3)
+    # exit 3 is right exactly on the samples exit 1 lets through least: a strong selection effect
+    n = 500
+    c1 = rng.random(n)
+    confidence = np.stack([c1, rng.random(n), np.ones(n)], 1)
+    correct = np.stack([c1 > 0.2, rng.random(n) < 0.7, c1 > 0.5], 1)
+    table = SampleTable(confidence, correct)
+    curves = {k: conditional_exit_curve(table, k, np.ones(n)) for k in (1, 2, 3)}
+    from dataclasses import replace
+
+    model = replace(system, exit_curves=curves)
+    x = {key: {model.targets(*key)[0]: 1.0} for key in model.decision_keys()}
+    theta = {(j, k): 0.5 for k in (1, 2, 3) for j in model.hosts[k]}
+    exact = sample_flows(model, x, theta, table)
+    # brute force: exit 1 takes c1 >= .5 (right iff c1 > .2, i.e. all); survivors c1 < .5 go on
+    stage2 = confidence[:, 1] >= 0.5
+    truth = np.where(c1 >= 0.5, correct[:, 0], np.where(stage2, correct[:, 1], correct[:, 2])).mean()
+    assert exact.accuracy == pytest.approx(truth)
+    # the unconditional curves credit exit 3 with its all-sample accuracy (c1 > .5: ~50%),
+    # but its survivors all have c1 < .5 and are all wrong there
+    assert evaluate(model, x, theta).accuracy > truth + 0.02
+
+
+def test_conditional_curve_with_unit_weights_is_the_empirical_curve():
+    rng = np.random.default_rng(5)
+    table = _table(rng, n=300)
+    curve = conditional_exit_curve(table, 2, np.ones(300))
+    for theta in [0.0, *np.sort(table.confidence[:, 1])[[75, 150, 225]]]:  # grid points: exact
+        assert exit_share_at(curve, theta) == pytest.approx((table.confidence[:, 1] >= theta).mean(), abs=1e-9)
+    # weights zero on half the samples: the curve is the other half's
+    weight = (np.arange(300) % 2).astype(float)
+    half = conditional_exit_curve(table, 2, weight)
+    odd = table.confidence[1::2, 1]
+    cut = float(np.sort(odd)[50])
+    assert exit_share_at(half, cut) == pytest.approx((odd >= cut).mean(), abs=1e-9)
+
+
+def test_self_consistent_optimum_reports_its_iteration():
+    rng = np.random.default_rng(7)
+    system = random_instance(7, n_nodes=3, n_stages=3)
+    table = _table(rng, n=300)
+    result = solve_self_consistent(system, table, max_rounds=15)
+    assert result.solution.x and result.rounds >= 2
+    assert len(result.threshold_moves) == result.rounds - 1
+    assert result.converged == (result.threshold_moves[-1] <= 1e-3)
+    # the model it ends with is measured on the survivors of its own thresholds' average
+    exact = sample_flows(system, result.solution.x, result.solution.theta, table)
+    assert abs(result.solution.accuracy - exact.accuracy) < 0.05
+
+
+def test_mg_number_is_pollaczek_khinchine_and_mm1_where_exact():
+    from optimizer.queueing import mm1_number
+    from optimizer.system import mg_number
+
+    for rho in (0.3, 0.5, 0.8):
+        # exponential, one class, one server: M/M/1
+        assert mg_number({1: rho * 100}, {1: 0.01}, 1.0) == pytest.approx(mm1_number(rho))
+        # deterministic: M/D/1, N = rho + rho^2 / (2 (1 - rho))
+        assert mg_number({1: rho * 100}, {1: 0.01}, 0.0) == pytest.approx(rho + rho**2 / (2 * (1 - rho)))
+    # a mix of two deterministic classes: E[S^2] of the mixture, not of the mean
+    lam, s = {1: 20.0, 2: 20.0}, {1: 0.005, 2: 0.02}
+    es, es2 = 0.0125, (0.005**2 + 0.02**2) / 2
+    rho = 40 * es
+    assert mg_number(lam, s, 0.0) == pytest.approx(rho + 40**2 * es2 / (2 * (1 - rho)))
+    # c workers, exponential: Allen-Cunneen is exact for M/M/c
+    from math import factorial
+
+    c, a = 3, 2.1  # offered load, rho = 0.7
+    p0 = 1 / (sum(a**n / factorial(n) for n in range(c)) + a**c / factorial(c) / (1 - a / c))
+    lq = p0 * a**c * (a / c) / (factorial(c) * (1 - a / c) ** 2)
+    assert mg_number({1: a / 0.01}, {1: 0.01}, 1.0, servers=c) == pytest.approx(lq + a)
+    assert mg_number({1: 100.0}, {1: 0.01}, 0.0) == float("inf")
