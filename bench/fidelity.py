@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     text_machine = machine()
     from dtoee.network import cached_radio_model, calibrated_radio_model
-    from dtoee.run import place_ues
+    from dtoee.run import place_ues, run_isolated
     from dtoee.seeding import numpy_streams
     from dtoee.sweep import fork_run, prepare_parent
 
@@ -94,7 +94,7 @@ def main() -> None:
                                                         sum(g.count for g in scenario.ue_groups))["placement"])
                 cached = cached_radio_model(scenario) is not None
                 started = time.perf_counter()
-                model = calibrated_radio_model(scenario, ues)
+                model = calibrated_radio_model(scenario, ues, run_isolated)
                 rows.append([name, "radio calibration", "", "", "", "", "", "", "cached" if cached else
                              f"{time.perf_counter() - started:.1f}", "", "", model.config_hash])
                 print(rows[-1], flush=True)

@@ -192,11 +192,13 @@ def cached_radio_model(scenario) -> RadioDelayModel | None:
     return RadioDelayModel.from_json(path.read_text()) if path.exists() else None
 
 
-def calibrated_radio_model(scenario, ues: list[UePlacement]) -> RadioDelayModel:
+def calibrated_radio_model(scenario, ues: list[UePlacement],
+                           run_packet: Callable[[object, str], dict]) -> RadioDelayModel:
     """The radio model for ``scenario``: from the cache, or calibrated now by a packet-level
-    run of ``simulation.radio_calibration_s`` simulated seconds of the same scenario (in a
-    forked child; seed 1, no events, no faults), legs that start after its first
-    ``CALIBRATION_SKIP_SHARE`` (the attach transient)."""
+    run of ``simulation.radio_calibration_s`` simulated seconds of the same scenario (seed 1,
+    no events, no faults), legs that start after its first ``CALIBRATION_SKIP_SHARE`` (the
+    attach transient). ``run_packet(scenario, out_dir)`` runs it (``dtoee.run.run_isolated``:
+    a forked child; passed in, so this module does not import the runner that imports it)."""
     key = radio_config_hash(scenario)
     path = _cache_dir() / f"{key}.json"
     cached = cached_radio_model(scenario)
@@ -206,8 +208,6 @@ def calibrated_radio_model(scenario, ues: list[UePlacement]) -> RadioDelayModel:
 
     import pandas as pd
 
-    from dtoee.run import run_isolated
-
     length_s = scenario.simulation.radio_calibration_s
     calibration = scenario.model_copy(update={
         "simulation": scenario.simulation.model_copy(update={
@@ -216,7 +216,7 @@ def calibrated_radio_model(scenario, ues: list[UePlacement]) -> RadioDelayModel:
         "events": [], "output": scenario.output.model_copy(update={"pcap": False, "csv": False}),
     })
     with tempfile.TemporaryDirectory(prefix="dtoee-radio-") as tmp:
-        run_isolated(calibration, tmp)
+        run_packet(calibration, tmp)
         hops = pd.read_parquet(Path(tmp) / "hops.parquet")
     model = RadioDelayModel.from_hops(hops, ues, key, from_s=CALIBRATION_SKIP_SHARE * length_s)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -362,14 +362,16 @@ class EventNetwork:
                     self._hop(path, at, size, on_delivered)
 
 
-def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None):
-    """(network, radio model or None) for ``scenario.simulation.fidelity``."""
+def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None, *,
+                 run_packet: Callable[[object, str], dict] | None = None):
+    """(network, radio model or None) for ``scenario.simulation.fidelity``; ``run_packet``
+    calibrates the radio model when the cache has none (:func:`calibrated_radio_model`)."""
     fidelity = scenario.simulation.fidelity
     if fidelity == "packet":
         from ns3_glue.network import Ns3Network
 
         return Ns3Network(describe(scenario, ues), pcap_dir), None
-    radio = calibrated_radio_model(scenario, ues) if scenario.radio.enabled else None
+    radio = calibrated_radio_model(scenario, ues, run_packet) if scenario.radio.enabled else None
     serving = {u.index: u.serving_node for u in ues}
     if fidelity == "hybrid":
         from ns3_glue.network import Ns3Network

@@ -264,7 +264,7 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     """The network, servers, co-simulation and control plane, started (nothing run yet)."""
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(setup.model, setup.figures)
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
-    network, radio_model = make_network(scenario, setup.ues, pcap_dir)
+    network, radio_model = make_network(scenario, setup.ues, pcap_dir, run_packet=run_isolated)
     predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
