@@ -95,6 +95,8 @@ class DtoeeConfig:
     zero_flow_step: share moved toward the cheapest host by an offloader with no flow.
     early_exit: False freezes every threshold at 1 (no early exit) and only routes.
     max_report_age_s: reports older than this are ignored (DtoeePolicy); None = 3 periods.
+    cancel_exchanges: cancel two-way exchanges of the same stage's work between two hosts
+        (:meth:`NodeAgent._cancel_exchange`); False only to measure what it buys.
     """
 
     step: float = 1.0
@@ -110,6 +112,8 @@ class DtoeeConfig:
     zero_flow_step: float = 0.5
     early_exit: bool = True
     max_report_age_s: float | None = None
+    cancel_exchanges: bool = True
+    momentum: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.step <= 1:
@@ -146,7 +150,9 @@ class ReceiverReport:
     """DTO-R message from host ``src`` about stage ``stage`` (what goes upstream).
 
     marginal_s: delta_j^k; curvature: h_j^k; senders: n_j^k (the offloader scales h by it);
-    headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed.
+    headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed;
+    reverse_flow_per_s: f_ji^k, the stage-k flow ``src`` itself sends to the recipient (so the
+    two can cancel a two-way exchange of the same work, see :meth:`NodeAgent.update`).
     """
 
     src: NodeName
@@ -156,6 +162,7 @@ class ReceiverReport:
     senders: int
     headroom_per_s: float
     sent_s: float
+    reverse_flow_per_s: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -166,6 +173,7 @@ class ReceiverReport:
             "n": self.senders,
             "headroom": self.headroom_per_s,
             "sent_s": self.sent_s,
+            "back": self.reverse_flow_per_s,
         }
 
     @classmethod
@@ -182,10 +190,12 @@ class ReceiverReport:
                 senders=max(1, int(payload.get("n", 1))),
                 headroom_per_s=float(payload["headroom"]),
                 sent_s=float(payload["sent_s"]),
+                reverse_flow_per_s=max(0.0, float(payload.get("back", 0.0))),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        if not all(math.isfinite(v) for v in (report.marginal_s, report.curvature, report.sent_s)):
+        values = (report.marginal_s, report.curvature, report.sent_s, report.reverse_flow_per_s)
+        if not all(math.isfinite(v) for v in values):
             return None
         return report
 
@@ -224,6 +234,7 @@ class NodeAgent:
             j: sum(1 for k in self.offload_stages if j in self.targets[k]) for j in system.nodes if j != name
         }
         self.sender_count = {k: max(1, len(system.senders(name, k))) for k in self.hosted}
+        self._fresh_s = 1.0  # age up to which a report counts as this round's (DtoeePolicy: one period)
         self.reset()
 
     # ----- state ---------------------------------------------------------------------
@@ -245,6 +256,7 @@ class NodeAgent:
         self.rounds_done = 0
         self.beta: dict[tuple[str, int], float] = {}
         self.last_move: dict[tuple[str, int], np.ndarray] = {}
+        self.velocity: dict[int, np.ndarray] = {}
         self.reports: dict[tuple[NodeName, int], ReceiverReport] = {}
         self.own: dict[int, ReceiverReport] = {}
         self.offload_marginal: dict[int, tuple[float, float, float]] = {}
@@ -261,6 +273,16 @@ class NodeAgent:
                 obs.capacity_bytes_per_s[j] = link.capacity_bytes_per_s
                 obs.propagation_s[j] = link.propagation_s
         return obs
+
+    def flow_to(self, j: NodeName, k: int) -> float:
+        """f_ij^k = phi_i^k x_ij^k: this node's stage-k flow to host j (0 if it sends none)."""
+        if k not in self.x or j not in self.targets[k]:
+            return 0.0
+        return self.obs.demand_per_s.get(k, 0.0) * float(self.x[k][self.targets[k].index(j)])
+
+    def report_to(self, report: "ReceiverReport", recipient: NodeName) -> "ReceiverReport":
+        """The report as sent to one upstream sender: with this node's own stage-k flow to it."""
+        return replace(report, reverse_flow_per_s=self.flow_to(recipient, report.stage))
 
     def probabilities(self, k: int) -> dict[NodeName, float]:
         return {j: float(p) for j, p in zip(self.targets[k], self.x[k])}
@@ -430,20 +452,51 @@ class NodeAgent:
                 room = min(room, p[3] / share)
         return room
 
-    def _adapt_step(self, key: tuple[str, int], move: np.ndarray) -> float:
+    def _adapt_step(self, key: tuple[str, int], move: np.ndarray, with_reversal: bool = False):
         """beta for this move: halve it after a reversal, else grow it (bounded)."""
         cfg = self.config
         beta = self.beta.get(key, cfg.initial_step / cfg.step_growth)
         last = self.last_move.get(key)
-        if last is not None and last.shape == move.shape and float(last @ move) < 0:
+        reversed_ = last is not None and last.shape == move.shape and float(last @ move) < 0
+        if reversed_:
             beta = max(cfg.min_step, 0.5 * beta)
         else:
             beta = min(cfg.step, cfg.step_growth * beta)
         self.beta[key] = beta
         self.last_move[key] = move
-        return beta
+        return (beta, reversed_) if with_reversal else beta
+
+    def _cancel_exchange(self, k: int, now_s: float) -> None:
+        """Cancel two-way exchanges of stage-k work: if this node sends f_ij^k to j while j
+        sends f_ji^k back (j's report says so), both keep c = min(f_ij^k, f_ji^k) local.
+
+        Node loads Lambda are unchanged by the pair of moves and both link flows fall, so the
+        cost falls (strictly, when p_ij + p_ji > 0) whatever the queues' curvature: this is
+        the circulation direction of the Hessian, which the diagonal (per-path) Newton step
+        cannot see, because the node terms of the two hosts dominate it near saturation.
+        Both sides compute the same c from the same two numbers (their own flow and the
+        other's report), so they act in step; only reports from this round are used
+        (``sent_s`` within one period of ``now_s``).
+        """
+        if self.name not in self.targets[k]:
+            return
+        phi = self.obs.demand_per_s.get(k, 0.0)
+        if phi <= _EPS_FLOW:
+            return
+        x = self.x[k].copy()
+        here = self.targets[k].index(self.name)
+        for n, j in enumerate(self.targets[k]):
+            rep = self.reports.get((j, k))
+            if j == self.name or rep is None or rep.reverse_flow_per_s <= 0 or now_s - rep.sent_s > self._fresh_s:
+                continue
+            c = min(phi * x[n], rep.reverse_flow_per_s)
+            x[n] -= c / phi
+            x[here] += c / phi
+        self.x[k] = _normalised(x)
 
     def _update_offloading(self, k: int, now_s: float, max_age_s: float | None) -> None:
+        if self.config.cancel_exchanges:
+            self._cancel_exchange(k, now_s)
         paths = self._paths(k, now_s, max_age_s)
         known = np.array([n for n, p in enumerate(paths) if p is not None], dtype=int)
         paths, known = self._with_silent_hosts(k, paths, known, now_s, max_age_s)
@@ -470,8 +523,18 @@ class NodeAgent:
         f = scaled_simplex_step(f0, a, H, f0 + room, total)
         move = np.zeros_like(x)
         move[known] = f / phi - x[known]
-        beta = self._adapt_step(("x", k), move)
-        self.x[k] = _normalised(x + beta * move)
+        beta, reversed_ = self._adapt_step(("x", k), move, with_reversal=True)
+        new = x + beta * move
+        velocity = self.velocity.get(k)
+        if self.config.momentum > 0 and velocity is not None and not reversed_:
+            new = new + self.config.momentum * velocity
+            cap = np.ones_like(x)
+            cap[known] = np.minimum(1.0, (f0 + room) / phi)
+            cap = np.maximum(cap, np.minimum(x, 1.0))
+            new = scaled_simplex_step(np.clip(new, 0.0, cap), np.zeros_like(x), np.ones_like(x), cap, 1.0)
+        new = _normalised(new)
+        self.velocity[k] = new - x
+        self.x[k] = new
 
 
     def _with_silent_hosts(self, k: int, paths, known: np.ndarray, now_s: float, max_age_s: float | None):
@@ -603,7 +666,7 @@ def run_in_memory(
                 busy[j] += time.perf_counter() - started
                 for sender in system.senders(j, k):
                     if sender != j:
-                        agents[sender].receive(report)
+                        agents[sender].receive(agents[j].report_to(report, sender))
         for name, agent in agents.items():
             started = time.perf_counter()
             agent.update(now)
@@ -675,6 +738,8 @@ class DtoeePolicy:
             self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
         )
         self.agents = make_agents(system, self.config)
+        for agent in self.agents.values():
+            agent._fresh_s = 1.5 * self.period_s
 
     # Policy
     def offload_probabilities(self, node: NodeName, stage: int) -> Mapping[NodeName, float]:
@@ -710,9 +775,9 @@ class DtoeePolicy:
         out: list[ControlMessage] = []
         for k in sorted(agent.hosted, reverse=True):
             report = agent.report(k, now, self._max_age_s)
-            payload = report.to_payload()
             for sender in self.system.senders(node, k):
                 if sender != node:
+                    payload = agent.report_to(report, sender).to_payload()
                     out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
         agent.update(now, self._max_age_s)
         return out
