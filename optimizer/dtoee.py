@@ -101,7 +101,7 @@ class DtoeeConfig:
 
     step: float = 1.0
     min_step: float = 0.05
-    initial_step: float = 0.25
+    initial_step: float = 1.0
     step_growth: float = 1.1
     rho_bar: float = 0.99
     penalty_start: float = 1.0
@@ -113,7 +113,8 @@ class DtoeeConfig:
     early_exit: bool = True
     max_report_age_s: float | None = None
     cancel_exchanges: bool = True
-    momentum: float = 0.0
+    momentum: float = 0.8
+    jacobi_power: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.step <= 1:
@@ -152,7 +153,9 @@ class ReceiverReport:
     marginal_s: delta_j^k; curvature: h_j^k; senders: n_j^k (the offloader scales h by it);
     headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed;
     reverse_flow_per_s: f_ji^k, the stage-k flow ``src`` itself sends to the recipient (so the
-    two can cancel a two-way exchange of the same work, see :meth:`NodeAgent.update`).
+    two can cancel a two-way exchange of the same work, see :meth:`NodeAgent.update`);
+    shed_share: ``1 - rho_bar / rho_j`` when the host is past ``rho_bar`` (else 0): every sender
+    cuts its flow to it by this share, which brings rho_j back to rho_bar in one round.
     """
 
     src: NodeName
@@ -163,6 +166,7 @@ class ReceiverReport:
     headroom_per_s: float
     sent_s: float
     reverse_flow_per_s: float = 0.0
+    shed_share: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -174,6 +178,7 @@ class ReceiverReport:
             "headroom": self.headroom_per_s,
             "sent_s": self.sent_s,
             "back": self.reverse_flow_per_s,
+            "shed": self.shed_share,
         }
 
     @classmethod
@@ -191,6 +196,7 @@ class ReceiverReport:
                 headroom_per_s=float(payload["headroom"]),
                 sent_s=float(payload["sent_s"]),
                 reverse_flow_per_s=max(0.0, float(payload.get("back", 0.0))),
+                shed_share=min(1.0, max(0.0, float(payload.get("shed", 0.0)))),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -344,7 +350,8 @@ class NodeAgent:
         n = self.sender_count[k]
         # node headroom is shared by every sender of every stage this node hosts
         headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
-        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s)
+        shed = 1.0 - self.config.rho_bar / rho if rho > self.config.rho_bar else 0.0
+        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed)
         self.own[k] = report
         self._paths_cache.pop(k, None)
         return report
@@ -367,23 +374,36 @@ class NodeAgent:
                 paths.append(None)
                 continue
             if j == self.name:
-                paths.append((rep.marginal_s, rep.curvature, rep.senders * rep.curvature, rep.headroom_per_s))
+                room = -rep.shed_share * self._own_flow(k, j) if rep.shed_share > 0 else rep.headroom_per_s
+                paths.append((rep.marginal_s, rep.curvature, rep.senders ** self.config.jacobi_power * rep.curvature, room, 0.0))
                 continue
             cap = obs.capacity_bytes_per_s[j]
             b = system.transfer_bytes[k]
             util = self._link_bytes.get(j, 0.0) / cap
             first, second = link_marginal(queue, util, b, cap, obs.propagation_s[j])
             link_room = max(0.0, (self.config.rho_bar - util) * cap / b) if b > 0 else math.inf
+            room = min(rep.headroom_per_s, link_room)
+            own = self._own_flow(k, j)
+            if rep.shed_share > 0:
+                room = -rep.shed_share * own
+            hard = 0.0
+            if util > self.config.rho_bar:  # this node is the link's only sender: cut to rho_bar
+                hard = -(1.0 - self.config.rho_bar / util) * own
+                room = min(room, 0.0)
             paths.append(
                 (
                     first + rep.marginal_s,
                     second + rep.curvature,
-                    self.links_used[j] * second + rep.senders * rep.curvature,
-                    min(rep.headroom_per_s, link_room),
+                    self.links_used[j] * second + rep.senders ** self.config.jacobi_power * rep.curvature,
+                    room,
+                    hard,
                 )
             )
         self._paths_cache[k] = (cache_key, paths)
         return paths
+
+    def _own_flow(self, k: int, j: NodeName) -> float:
+        return self.obs.demand_per_s.get(k, 0.0) * float(self.x[k][self.targets[k].index(j)])
 
     def _link_bytes_per_s(self, j: NodeName) -> float:
         total = 0.0
@@ -432,14 +452,15 @@ class NodeAgent:
                 cont_curv,
                 self.e[k],
             )
-            if target < self.e[k]:  # more continuing flow: stay within downstream headroom
-                room = self._continue_room(k + 1, now_s, max_age_s)
-                lam = self.obs.arrival_per_s.get(k, 0.0)
-                if lam > _EPS_FLOW and math.isfinite(room):
-                    target = max(target, self.e[k] - room / lam)
+            room = self._continue_room(k + 1, now_s, max_age_s)
+            lam = self.obs.arrival_per_s.get(k, 0.0)
+            floor = 0.0  # least exit share that keeps the continuing flow within downstream room
+            if lam > _EPS_FLOW and math.isfinite(room):
+                floor = min(1.0, self.e[k] - room / lam)
+            target = max(target, floor)
             move = np.array([target - self.e[k]])
             beta = self._adapt_step(("e", k), move)
-            self.e[k] = float(min(1.0, max(0.0, self.e[k] + beta * move[0])))
+            self.e[k] = float(min(1.0, max(0.0, floor, self.e[k] + beta * move[0])))
         self.rounds_done += 1
 
     def _continue_room(self, k: int, now_s: float, max_age_s: float | None) -> float:
@@ -520,7 +541,17 @@ class NodeAgent:
         total = float(f0.sum())
         if total <= _EPS_FLOW:
             return
-        f = scaled_simplex_step(f0, a, H, f0 + room, total)
+        # cuts: a link past rho_bar (this node its only sender) first, then hosts past rho_bar;
+        # what cannot be cut (no spare capacity elsewhere) is cut in the same share everywhere
+        hard = np.maximum(np.array([paths[n][4] for n in known]), -f0)
+        gain, soft = np.maximum(room, 0.0), np.minimum(np.maximum(room, -f0 - hard), 0.0)
+        spare = float((f0 + gain).sum()) - total  # >= 0
+        if hard.sum() < -spare:
+            hard, soft = hard * (spare / -hard.sum()), 0.0 * soft
+        elif (hard + soft).sum() < -spare:
+            soft = soft * ((spare + hard.sum()) / -soft.sum())
+        upper = f0 + gain + hard + soft
+        f = scaled_simplex_step(f0, a, H, upper, total)
         move = np.zeros_like(x)
         move[known] = f / phi - x[known]
         beta, reversed_ = self._adapt_step(("x", k), move, with_reversal=True)
@@ -528,11 +559,10 @@ class NodeAgent:
         velocity = self.velocity.get(k)
         if self.config.momentum > 0 and velocity is not None and not reversed_:
             new = new + self.config.momentum * velocity
-            cap = np.ones_like(x)
-            cap[known] = np.minimum(1.0, (f0 + room) / phi)
-            cap = np.maximum(cap, np.minimum(x, 1.0))
-            new = scaled_simplex_step(np.clip(new, 0.0, cap), np.zeros_like(x), np.ones_like(x), cap, 1.0)
-        new = _normalised(new)
+        # every host's cap (headroom, or its shed) holds after damping and momentum too
+        cap = x.copy()
+        cap[known] = np.minimum(1.0, upper / phi)
+        new = _normalised(scaled_simplex_step(np.clip(new, 0.0, cap), np.zeros_like(x), np.ones_like(x), cap, 1.0))
         self.velocity[k] = new - x
         self.x[k] = new
 
@@ -558,7 +588,7 @@ class NodeAgent:
         curvature = max(paths[n][2] for n in known)
         paths = list(paths)
         for n in silent:
-            paths[n] = (worst, curvature, curvature, 0.0)
+            paths[n] = (worst, curvature, curvature, 0.0, 0.0)
         return paths, np.array(sorted([*known.tolist(), *silent]), dtype=int)
 
 

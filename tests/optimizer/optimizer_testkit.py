@@ -151,12 +151,11 @@ TARGET_RHO = {"high_load": (0.85, 0.97), "real_curves": (0.6, 0.95), "slow_links
 
 
 def busiest(category: str, system, solution) -> float:
-    """Utilisation of the optimum's busiest node (high_load) or node or link (the others)."""
+    """Utilisation of the optimum's busiest queue (node or link)."""
     from optimizer.system import evaluate_exit_shares
 
     ev = evaluate_exit_shares(system, solution.x, solution.exit_share)
-    links = [] if category == "high_load" else list(ev.link_utilisation.values())
-    return max([*ev.rho.values(), *links])
+    return max([*ev.rho.values(), *ev.link_utilisation.values()])
 
 
 def tune_load_scale(category: str, seed: int, target: float) -> float:
@@ -204,11 +203,13 @@ def acceptance_set(categories=None):
     return out
 
 
-def main() -> int:
-    """Regenerate stress_scales.json: ``PYTHONPATH=. python tests/optimizer/optimizer_testkit.py``."""
-    table = {}
+def main(argv: list[str]) -> int:
+    """Regenerate stress_scales.json: ``PYTHONPATH=. python tests/optimizer/optimizer_testkit.py
+    [CATEGORY ...]`` (all categories, or only those named; the others are kept)."""
+    path = DATA / "stress_scales.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
     for cat, count in CATEGORIES.items():
-        if cat == "moderate":
+        if cat == "moderate" or (argv and cat not in argv):
             continue
         lo, hi = TARGET_RHO[cat]
         table[cat] = {}
@@ -216,9 +217,11 @@ def main() -> int:
             target = float(np.random.default_rng([99, seed, len(cat)]).uniform(lo + 0.01, hi - 0.01))
             table[cat][str(seed)] = round(tune_load_scale(cat, seed, target), 6)
             print(cat, seed, target, table[cat][str(seed)], flush=True)
-    (DATA / "stress_scales.json").write_text(json.dumps(table, indent=1) + "\n")
+    path.write_text(json.dumps(table, indent=1) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
