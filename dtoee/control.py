@@ -120,6 +120,20 @@ class ControlPlane:
         self.log.snapshot(now, self.policy, self.scenario)
         if now + self.policy.period_s <= self.cosim.duration_s:  # no updates while draining
             self.net.call_later(self.policy.period_s, self._tick)
+            rounds = getattr(self.policy, "rounds_per_period", 1)
+            for r in range(1, rounds):  # extra message rounds between two measurements
+                self.net.call_later(r * self.policy.period_s / rounds, self._exchange)
+
+    def _exchange(self) -> None:
+        """An exchange-only round (``policy.rounds_per_period > 1``): no new measurement."""
+        now = self.net.now()
+        for name, node in self.cosim.nodes.items():
+            inbox, self.inbox[name] = self.inbox[name], []
+            if not node.alive:
+                continue
+            for message in self.policy.exchange(name, now, inbox):
+                self._send(message)
+        self.log.snapshot(now, self.policy, self.scenario)
 
     def path_was_down(self, src: str, dst: str, since_s: float) -> bool:
         """Was any backhaul link on the route between endpoints src and dst down at some

@@ -39,7 +39,8 @@ def build_policy(scenario: Scenario, system=None) -> Policy:
     from optimizer.baselines import make_policy
 
     if config.kind == "dtoee":
-        return make_policy("dtoee", system, period_s=config.period_s, message_bytes=config.control_message_bytes)
+        return make_policy("dtoee", system, period_s=config.period_s, message_bytes=config.control_message_bytes,
+                           rounds_per_period=config.rounds_per_period)
     if config.kind in ("fixed-threshold-load-proportional", "fixed-threshold-greedy-sed"):
         return make_policy(config.kind, system, threshold=config.fixed_threshold)
     if config.kind == "random-offloading":

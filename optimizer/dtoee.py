@@ -76,6 +76,7 @@ from optimizer.queueing import PenalizedQueue
 from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propagate
 
 MESSAGE_KIND = "dtoee/marginal"
+FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
 _EPS_FLOW = 1e-12
 
 
@@ -546,11 +547,16 @@ class NodeAgent:
         hard = np.maximum(np.array([paths[n][4] for n in known]), -f0)
         gain, soft = np.maximum(room, 0.0), np.minimum(np.maximum(room, -f0 - hard), 0.0)
         spare = float((f0 + gain).sum()) - total  # >= 0
-        if hard.sum() < -spare:
-            hard, soft = hard * (spare / -hard.sum()), 0.0 * soft
-        elif (hard + soft).sum() < -spare:
-            soft = soft * ((spare + hard.sum()) / -soft.sum())
-        upper = f0 + gain + hard + soft
+        if hard.sum() < -spare and np.any(hard == 0):
+            # a link past capacity has no other remedy: its flow goes to the other hosts even
+            # past their headroom (their other senders shed meanwhile)
+            upper = np.where(hard < 0, f0 + hard, total)
+        else:
+            if hard.sum() < -spare:
+                hard, soft = hard * (spare / -hard.sum()), 0.0 * soft
+            elif (hard + soft).sum() < -spare:
+                soft = soft * ((spare + hard.sum()) / -soft.sum())
+            upper = f0 + gain + hard + soft
         f = scaled_simplex_step(f0, a, H, upper, total)
         move = np.zeros_like(x)
         move[known] = f / phi - x[known]
@@ -757,9 +763,17 @@ class DtoeePolicy:
         period_s: float = 1.0,
         config: DtoeeConfig | None = None,
         message_bytes: int = 64,
+        rounds_per_period: int = 1,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
+        if not (isinstance(rounds_per_period, int) and rounds_per_period >= 1):
+            raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
+        self.rounds_per_period = rounds_per_period
+        self._last_measurements: dict[NodeName, NodeMeasurements] = {}
+        self._announced: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._baseline: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._local_at_measure: dict[NodeName, dict[int, float]] = {}
         self.system = system
         self.period_s = float(period_s)
         self.config = config or DtoeeConfig()
@@ -769,7 +783,7 @@ class DtoeePolicy:
         )
         self.agents = make_agents(system, self.config)
         for agent in self.agents.values():
-            agent._fresh_s = 1.5 * self.period_s
+            agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
 
     # Policy
     def offload_probabilities(self, node: NodeName, stage: int) -> Mapping[NodeName, float]:
@@ -791,17 +805,71 @@ class DtoeePolicy:
         """Back to the initial strategy (DTO-EE is deterministic; ``seed`` is accepted, unused)."""
         for agent in self.agents.values():
             agent.reset()
+        self._last_measurements.clear()
+        self._announced.clear()
+        self._baseline.clear()
+        self._local_at_measure.clear()
 
     def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
+        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O."""
         agent = self._agent(node)
-        now = float(measurements.now_s)
+        self._read(node, inbox)
+        self._observe(agent, measurements)
+        self._last_measurements[node] = measurements
+        self._baseline[node] = dict(self._announced.get(node, {}))
+        self._local_at_measure[node] = {k: agent.flow_to(node, k) for k in agent.hosted}
+        return self._round(agent, float(measurements.now_s))
+
+    def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
+        """An extra exchange round between two measurements (``rounds_per_period > 1``).
+
+        The node has no new measurement, so it corrects the last one with what it was told
+        and what it did itself since: ``Lambda_j^k = measured + sum_i (f_ij^k announced now
+        - f_ij^k announced at the measurement) + (own local flow now - then)`` (senders
+        announce their flow to each host every round, message kind ``dtoee/flow``); its
+        stage-k demand for k > 1 follows as ``Lambda_j^{k-1} (1 - e_j^{k-1})``.
+        """
+        agent = self._agent(node)
+        m = self._last_measurements.get(node)
+        self._read(node, inbox)
+        if m is None:  # nothing measured yet: only pass the messages on
+            return []
+        announced, baseline = self._announced.get(node, {}), self._baseline.get(node, {})
+        local_then = self._local_at_measure.get(node, {})
+        arrivals = {}
+        for k in agent.hosted:
+            change = sum(v - baseline.get(key, 0.0) for key, v in announced.items() if key[1] == k)
+            change += agent.flow_to(node, k) - local_then.get(k, 0.0)
+            arrivals[k] = max(0.0, float(m.arrivals_per_s.get(k, 0.0)) + change)
+        demand = {}
+        for k in agent.offload_stages:
+            if k == 1:
+                demand[k] = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+            else:
+                demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
+        agent.observe(arrivals, demand)
+        return self._round(agent, float(now_s))
+
+    def _read(self, node: NodeName, inbox: list[ControlMessage]) -> None:
+        agent = self._agent(node)
         for message in inbox:
             if message.dst != node:
                 continue
-            report = ReceiverReport.from_payload(message.src, message.payload)
+            payload = message.payload
+            if isinstance(payload, Mapping) and payload.get("kind") == FLOW_KIND:
+                try:
+                    k, flow = int(payload["stage"]), float(payload["flow"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if k in agent.hosted and message.src in self.system.senders(node, k) and math.isfinite(flow):
+                    self._announced.setdefault(node, {})[(message.src, k)] = max(0.0, flow)
+                continue
+            report = ReceiverReport.from_payload(message.src, payload)
             if report is not None:
                 agent.receive(report)
-        self._observe(agent, measurements)
+
+    def _round(self, agent: NodeAgent, now: float) -> list[ControlMessage]:
+        node = agent.name
         out: list[ControlMessage] = []
         for k in sorted(agent.hosted, reverse=True):
             report = agent.report(k, now, self._max_age_s)
@@ -810,6 +878,12 @@ class DtoeePolicy:
                     payload = agent.report_to(report, sender).to_payload()
                     out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
         agent.update(now, self._max_age_s)
+        if self.rounds_per_period > 1:
+            for k in agent.offload_stages:
+                for j in agent.targets[k]:
+                    if j != node:
+                        payload = {"kind": FLOW_KIND, "stage": k, "flow": agent.flow_to(j, k), "sent_s": now}
+                        out.append(ControlMessage(src=node, dst=j, payload=payload, size_bytes=self.message_bytes))
         return out
 
     def _agent(self, node: NodeName) -> NodeAgent:

@@ -225,3 +225,28 @@ if __name__ == "__main__":
     import sys
 
     raise SystemExit(main(sys.argv[1:]))
+
+
+def run_periods(system, policy, periods):
+    """Drive a DtoeePolicy like the control plane: one measurement per period, then
+    ``rounds_per_period - 1`` exchange rounds; messages arrive one round later. Returns the
+    objective after every period and the largest invariant violation seen after any round."""
+    R = policy.rounds_per_period
+    pending = []
+    objectives, worst = [], 0.0
+    for t in range(periods):
+        for r in range(R):
+            now = t + (r + 1) / R
+            inbox = {n: [m for m in pending if m.dst == n] for n in system.nodes}
+            pending = []
+            if r == 0:
+                measurements = measure(system, policy, now, 1.0)
+                for node in system.nodes:
+                    pending += policy.step(node, measurements[node], inbox[node])
+            else:
+                for node in system.nodes:
+                    pending += policy.exchange(node, now, inbox[node])
+            x, theta = strategy_of_policy(system, policy)
+            worst = max(worst, invariant_violation(x, theta))
+        objectives.append(evaluate(system, x, theta).objective)
+    return np.array(objectives), worst

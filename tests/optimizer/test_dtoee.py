@@ -273,3 +273,23 @@ def test_reset_restores_the_initial_strategy():
     assert strategy_of_policy(system, policy) != (x0, theta0)
     policy.reset(seed=1)
     assert strategy_of_policy(system, policy) == (x0, theta0)
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_more_rounds_per_period_converge_in_fewer_periods(acceptance_cases, seed):
+    """rounds_per_period = 4 (exchange rounds between measurements, loads corrected by the
+    senders' flow announcements) reaches the optimum's neighbourhood in fewer measurement
+    periods than 1 round per period, and every round keeps the invariants."""
+    from optimizer_testkit import run_periods
+
+    _, system, optimum = acceptance_cases[seed]
+    one, worst1 = run_periods(system, DtoeePolicy(system, period_s=1.0), 40)
+    four, worst4 = run_periods(system, DtoeePolicy(system, period_s=1.0, rounds_per_period=4), 40)
+    assert max(worst1, worst4) <= 1e-12
+    gap1 = np.array([gap_to_optimum(v, optimum) for v in one])
+    gap4 = np.array([gap_to_optimum(v, optimum) for v in four])
+    first = lambda g: int(np.argmax(g <= 0.01)) if np.any(g <= 0.01) else len(g)  # noqa: E731
+    assert first(gap4) < first(gap1), (first(gap4), first(gap1))
+    assert gap4[-1] <= 0.01
+    with pytest.raises(ValueError, match="rounds_per_period"):
+        DtoeePolicy(system, rounds_per_period=0)
