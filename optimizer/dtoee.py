@@ -170,8 +170,8 @@ class DtoeeConfig:
             )
         if not 0 <= self.initial_threshold <= 1:
             raise ValueError(f"initial_threshold must lie in [0, 1], got {self.initial_threshold!r}")
-        if self.start not in ("capacity", "shared", "local"):
-            raise ValueError(f"start must be 'capacity', 'shared' or 'local', got {self.start!r}")
+        if self.start not in ("capacity", "local"):
+            raise ValueError(f"start must be 'capacity' or 'local', got {self.start!r}")
         if not 0 < self.zero_flow_step <= 1:
             raise ValueError(f"zero_flow_step must lie in (0, 1], got {self.zero_flow_step!r}")
         if not 0 <= self.momentum < 1:
@@ -291,8 +291,6 @@ class NodeAgent:
             targets = self.targets[k]
             if cfg.start == "local" and self.name in targets:
                 weights = np.array([1.0 if j == self.name else 0.0 for j in targets])
-            elif cfg.start == "shared":  # a host's speed split over the stages it hosts
-                weights = np.array([system.service_rate_per_s[(j, k)] / len(system.stages_hosted(j)) for j in targets])
             else:
                 weights = np.array([system.service_rate_per_s[(j, k)] for j in targets])
             self.x[k] = weights / weights.sum()
