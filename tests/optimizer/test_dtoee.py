@@ -101,8 +101,9 @@ def test_the_stress_set_has_what_it_claims():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12 not met yet: high_load reaches 5%@30 / 1%@100 on 12 of 16, "
-                   "one high_load instance is 3% off after 300 rounds, 7 instances overload after round 5")
+@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load reaches 5% by "
+                   "round 30 on 12/16 and 1% by 100 on 13/16, one high_load instance is 3% off after 300 "
+                   "rounds, 4 instances overload a queue after round 5")
 def test_dtoee_full_acceptance_set():
     """ACCEPTANCE (issue 12) over the >= 60 instances: per category, within 5% after 30 rounds and
     1% after 100 on >= 90%; within 1% after 300 on all; no node or link overloaded after round 5."""
