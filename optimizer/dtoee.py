@@ -49,8 +49,10 @@ last reports its downstream neighbours sent it. One round:
       the capped simplex). Caps ``U_j``: ``f_ij^k + headroom_j`` normally; when host j is
       past ``rho_bar`` it asks every sender to cut its flow by the share
       ``1 - rho_bar/rho_j`` (``shed_share``), and a link past ``rho_bar`` (i is its only
-      sender) is cut to ``rho_bar`` by i; what no other host has room for is cut in the same
-      share everywhere (a link's cut first).
+      sender) is cut to ``rho_bar`` by i; a sender that cannot place its cut within its
+      share of the other hosts' headroom may fill their whole spare rate (``spare_per_s``;
+      an overshoot there is shed in turn next round); what still finds no room is cut in
+      the same share everywhere (a link's cut first).
    c. every host j of stage k < K moves its exit share by an exact 1-D proximal Newton
       step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` (the threshold is set where the marginal
       delay saved by exiting equals w times the marginal accuracy lost), damped by its own
@@ -129,6 +131,8 @@ class DtoeeConfig:
     max_report_age_s: reports older than this are ignored (DtoeePolicy); None = 3 periods.
     cancel_exchanges: cancel two-way exchanges of the same stage's work between two hosts
         (:meth:`NodeAgent._cancel_exchange`); False only to measure what it buys.
+    shed_into_spare: a sender shedding an overloaded host may fill the other hosts' whole
+        spare rate (not only its per-sender share of it).
     momentum: heavy-ball weight m of an offloader's own last move (0 = none); dropped for a
         round after a reversal.
     jacobi_power: the offloader scales a host's curvature h_j by n_j ** jacobi_power
@@ -150,6 +154,7 @@ class DtoeeConfig:
     max_report_age_s: float | None = None
     cancel_exchanges: bool = True
     momentum: float = 0.8
+    shed_into_spare: bool = True
     jacobi_power: float = 0.5
 
     def __post_init__(self) -> None:
@@ -195,7 +200,9 @@ class ReceiverReport:
     reverse_flow_per_s: f_ji^k, the stage-k flow ``src`` itself sends to the recipient (so the
     two can cancel a two-way exchange of the same work, see :meth:`NodeAgent.update`);
     shed_share: ``1 - rho_bar / rho_j`` when the host is past ``rho_bar`` (else 0): every sender
-    cuts its flow to it by this share, which brings rho_j back to rho_bar in one round.
+    cuts its flow to it by this share, which brings rho_j back to rho_bar in one round;
+    spare_per_s: the host's whole spare stage-k rate up to rho_bar (what a sender shedding
+    an overloaded host may use when the per-sender headroom is not enough).
     """
 
     src: NodeName
@@ -207,6 +214,7 @@ class ReceiverReport:
     sent_s: float
     reverse_flow_per_s: float = 0.0
     shed_share: float = 0.0
+    spare_per_s: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -219,6 +227,7 @@ class ReceiverReport:
             "sent_s": self.sent_s,
             "back": self.reverse_flow_per_s,
             "shed": self.shed_share,
+            "spare": self.spare_per_s,
         }
 
     @classmethod
@@ -237,6 +246,7 @@ class ReceiverReport:
                 sent_s=float(payload["sent_s"]),
                 reverse_flow_per_s=max(0.0, float(payload.get("back", 0.0))),
                 shed_share=min(1.0, max(0.0, float(payload.get("shed", 0.0)))),
+                spare_per_s=max(0.0, float(payload.get("spare", 0.0))),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -391,7 +401,8 @@ class NodeAgent:
         # node headroom is shared by every sender of every stage this node hosts
         headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
         shed = 1.0 - self.config.rho_bar / rho if rho > self.config.rho_bar else 0.0
-        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed)
+        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed,
+                                spare_per_s=max(0.0, (self.config.rho_bar - rho) * mu))
         self.own[k] = report
         self._paths_cache.pop(k, None)
         return report
@@ -415,7 +426,8 @@ class NodeAgent:
                 continue
             if j == self.name:
                 room = -rep.shed_share * self._own_flow(k, j) if rep.shed_share > 0 else rep.headroom_per_s
-                paths.append((rep.marginal_s, rep.curvature, rep.senders ** self.config.jacobi_power * rep.curvature, room, 0.0))
+                paths.append((rep.marginal_s, rep.curvature, rep.senders ** self.config.jacobi_power * rep.curvature, room, 0.0,
+                              rep.spare_per_s))
                 continue
             cap = obs.capacity_bytes_per_s[j]
             b = system.transfer_bytes[k]
@@ -437,6 +449,7 @@ class NodeAgent:
                     self.links_used[j] * second + rep.senders ** self.config.jacobi_power * rep.curvature,
                     room,
                     hard,
+                    min(rep.spare_per_s, link_room),
                 )
             )
         self._paths_cache[k] = (cache_key, paths)
@@ -591,6 +604,12 @@ class NodeAgent:
             # past their headroom (their other senders shed meanwhile)
             upper = np.where(hard < 0, f0 + hard, total)
         else:
+            if (hard + soft).sum() < -spare and self.config.shed_into_spare:
+                # relieving an overload: use the other hosts' whole spare, not just this
+                # sender's share of it (an overshoot there is shed in turn next round)
+                whole = np.array([max(0.0, paths[n][5]) if room[m] >= 0 else 0.0 for m, n in enumerate(known)])
+                gain = np.maximum(gain, np.where(soft < 0, 0.0, whole))
+                spare = float((f0 + gain).sum()) - total
             if hard.sum() < -spare:
                 hard, soft = hard * (spare / -hard.sum()), 0.0 * soft
             elif (hard + soft).sum() < -spare:
@@ -633,7 +652,7 @@ class NodeAgent:
         curvature = max(paths[n][2] for n in known)
         paths = list(paths)
         for n in silent:
-            paths[n] = (worst, curvature, curvature, 0.0, 0.0)
+            paths[n] = (worst, curvature, curvature, 0.0, 0.0, 0.0)
         return paths, np.array(sorted([*known.tolist(), *silent]), dtype=int)
 
 

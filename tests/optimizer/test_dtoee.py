@@ -102,8 +102,8 @@ def test_the_stress_set_has_what_it_claims():
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load reaches 5% by "
-                   "round 30 on 12/16 and 1% by 100 on 13/16, one high_load instance is 3% off after 300 "
-                   "rounds, 4 instances overload a queue after round 5")
+                   "round 30 on 11/16 and 1% by 100 on 13/16, one high_load instance is 3% off after 300 "
+                   "rounds, one instance overloads a queue after round 5")
 def test_dtoee_full_acceptance_set():
     """ACCEPTANCE (issue 12) over the >= 60 instances: per category, within 5% after 30 rounds and
     1% after 100 on >= 90%; within 1% after 300 on all; no node or link overloaded after round 5."""
