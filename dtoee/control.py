@@ -159,6 +159,21 @@ class ControlPlane:
         self.log.estimates(now, self.knowledge)
         if now + self.policy.period_s <= self.scenario.simulation.duration_s:  # no updates while draining
             self.net.call_later(self.policy.period_s, self._tick)
+            rounds = getattr(self.policy, "rounds_per_period", 1)
+            for r in range(1, rounds):  # extra message rounds between two measurements
+                self.net.call_later(r * self.policy.period_s / rounds, self._exchange)
+
+    def _exchange(self) -> None:
+        """An exchange-only round (``policy.rounds_per_period > 1``): no new measurement."""
+        now = self.net.now()
+        for node in self.scenario.nodes:
+            name = node.name
+            inbox, self.inbox[name] = self.inbox[name], []
+            if not self.cosim.is_alive(name):
+                continue
+            for message in self.policy.exchange(name, now, inbox):
+                self._send(message)
+        self.log.snapshot(now, self.policy, self.scenario)
 
     def _rate(self, key: tuple, count: float, period: float) -> float:
         meter = self._meters.setdefault(key, RateMeter(self.smoothing))

@@ -39,7 +39,8 @@ def build_policy(scenario: Scenario, system=None) -> Policy:
     if config.kind == "static":
         return static_policy(scenario)
     options = PolicyOptions(threshold=config.fixed_threshold, seed=scenario.simulation.seed,
-                            period_s=config.period_s, message_bytes=config.control_message_bytes)
+                            period_s=config.period_s, message_bytes=config.control_message_bytes,
+                            rounds_per_period=config.rounds_per_period)
     return build_registered(config.kind, system, options)
 
 

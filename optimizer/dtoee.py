@@ -24,30 +24,63 @@ last reports its downstream neighbours sent it. One round:
    about one Newton step at j; ``headroom`` = spare rate up to ``rho_bar``, shared among
    the senders of all stages j hosts. (H_j^{k+1} is built from the raw h of the hosts j
    sends to.)
-2. **DTO-O** (every offloader i of stage k): with path marginals ``a_j = l_ij^k + delta_j^k``
-   and curvatures ``H_j = m_i l''_ij^k + n_j h_j^k`` it takes a scaled projected-gradient
-   step on its own outgoing flows (exact solve of the diagonal Newton model on the capped
-   simplex, :func:`optimizer.marginals.scaled_simplex_step`)::
+2. **DTO-O** (every offloader i of stage k), in three parts:
 
-       f_i^k+ = argmin_{f in phi_i^k Simplex, f_j <= f_ij^k + headroom_j}
-                a.(f - f_i^k) + 1/2 (f - f_i^k)' diag(H) (f - f_i^k)
-       x_i^k  = (1 - beta) x_i^k + beta f_i^k+ / phi_i^k
+   a. *Exchange cancellation.* If i sends stage-k flow to j while j sends stage-k flow back
+      (j's report carries ``f_ji^k``), both keep ``c = min(f_ij^k, f_ji^k)`` local. The pair
+      of moves leaves every node load unchanged and lowers both link flows, so J falls by
+      at least ``c (p_ij + p_ji)`` whatever the queues' curvature. This is the direction the
+      diagonal step below cannot see: near saturation the node terms dominate each path's
+      curvature, so a per-path Newton step moves a circulation by ``l / (h_i + h_j)`` per
+      round (h ~ 2/(1 - rho)^3), which is what stalled DTO-EE at high load.
+   b. *Scaled projected-gradient step* on its own outgoing flows, with path marginals
+      ``a_j = l_ij^k + delta_j^k`` and curvatures ``H_j = m_i l''_ij^k + sqrt(n_j) h_j^k``
+      (exact solve of the diagonal Newton model on the capped simplex,
+      :func:`optimizer.marginals.scaled_simplex_step`)::
 
-   (``m_i`` = number of stages i sends over that link; ``beta`` adapted locally: halved
-   when a step reverses the previous one, grown by 10% otherwise, cautious at the start.)
+          f_i^k+ = argmin_{f in phi_i^k Simplex, f_j <= U_j}
+                   a.(f - f_i^k) + 1/2 (f - f_i^k)' diag(H) (f - f_i^k)
+          x_i^k  = P_U[ x_i^k + beta (f_i^k+ / phi_i^k - x_i^k) + m v_i^k ]
 
-   and every host j of stage k < K moves its exit share by an exact 1-D proximal Newton
-   step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` (the threshold is set where the marginal
-   delay saved by exiting equals w times the marginal accuracy lost), damped by its own
-   adaptive beta and kept within the downstream hosts' headroom, then reads
-   ``theta_j^k = e_k^{-1}(e_j^k)`` from the exit curve.
+      (``m_i`` = number of stages i sends over that link; ``sqrt(n_j)``: a softened Jacobi
+      factor for the n_j senders moving at once; ``beta`` adapted locally: halved when a step
+      reverses the previous one, grown by 10% otherwise; ``v_i^k`` the node's own last move,
+      heavy-ball momentum ``m = 0.8`` dropped after a reversal; ``P_U`` the projection on
+      the capped simplex). Caps ``U_j``: ``f_ij^k + headroom_j`` normally; when host j is
+      past ``rho_bar`` it asks every sender to cut its flow by the share
+      ``1 - rho_bar/rho_j`` (``shed_share``), and a link past ``rho_bar`` (i is its only
+      sender) is cut to ``rho_bar`` by i; a sender that cannot place its cut within its
+      share of the other hosts' headroom may fill their whole spare rate (``spare_per_s``;
+      an overshoot there is shed in turn next round); what still finds no room is cut in
+      the same share everywhere (a link's cut first).
+   c. every host j of stage k < K moves its exit share by an exact 1-D proximal Newton
+      step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` (the threshold is set where the marginal
+      delay saved by exiting equals w times the marginal accuracy lost), damped by its own
+      adaptive beta, never below the share that keeps its continuing flow within the
+      downstream hosts' headroom (or their shed), then reads ``theta_j^k = e_k^{-1}(e_j^k)``.
 
 Capacity constraints: queues are costed with the exterior-point penalty
 ``N_r`` (:class:`optimizer.queueing.PenalizedQueue`), ``r`` multiplied by
 ``penalty_growth`` every ``penalty_period`` rounds (each agent counts its own rounds).
 
-Every update is a convex combination of feasible points, so after every round each
-``x_i^k`` is a probability distribution and each threshold lies in [0, 1].
+What the update guarantees, and under which assumptions:
+
+* always: each ``x_i^k`` is a probability distribution and each threshold lies in [0, 1]
+  after every round (every step is a projection on the simplex / a clip to [E0, 1]);
+* part (a) never raises J when both sides act on the same round's numbers (synchronous
+  rounds; in the co-simulation only reports from the last period are used);
+* part (b) is a descent step for J_r (the penalised objective, convex in the flows) for one
+  offloader moving alone with exact marginals: the diagonal model with the exact path
+  second derivatives majorises J_r along the step as long as the queues stay below
+  rho_bar; simultaneous moves of several offloaders are kept in check by the Jacobi factor
+  and the reversal-halved beta, a safeguard, not a proof. The fixed points are Gallager's
+  optimality conditions (every offloader sends only to hosts of least marginal cost, every
+  exit share minimises its 1-D problem), which are sufficient for the optimum of J_r;
+* feasibility: a host or link past ``rho_bar`` is brought back to ``rho_bar`` in one
+  round whenever the other hosts the senders can reach have that much room (measured
+  load = actual load); the warm-up from the capacity-proportional start may overload for a
+  few rounds. On the acceptance set (tests/optimizer) the remaining overloads after round 5
+  are listed in docs/benchmarks.md.
 
 :func:`run_in_memory` runs synchronous rounds over an in-memory exchange; :class:`DtoeePolicy`
 runs the same agents inside the co-simulation, one step per node every ``period_s``, from
@@ -76,6 +109,7 @@ from optimizer.queueing import PenalizedQueue
 from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propagate
 
 MESSAGE_KIND = "dtoee/marginal"
+FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
 _EPS_FLOW = 1e-12
 
 
@@ -95,11 +129,19 @@ class DtoeeConfig:
     zero_flow_step: share moved toward the cheapest host by an offloader with no flow.
     early_exit: False freezes every threshold at 1 (no early exit) and only routes.
     max_report_age_s: reports older than this are ignored (DtoeePolicy); None = 3 periods.
+    cancel_exchanges: cancel two-way exchanges of the same stage's work between two hosts
+        (:meth:`NodeAgent._cancel_exchange`); False only to measure what it buys.
+    shed_into_spare: a sender shedding an overloaded host may fill the other hosts' whole
+        spare rate (not only its per-sender share of it).
+    momentum: heavy-ball weight m of an offloader's own last move (0 = none); dropped for a
+        round after a reversal.
+    jacobi_power: the offloader scales a host's curvature h_j by n_j ** jacobi_power
+        (n_j senders; 1 = full Jacobi safeguard, 0 = none).
     """
 
     step: float = 1.0
     min_step: float = 0.05
-    initial_step: float = 0.25
+    initial_step: float = 1.0
     step_growth: float = 1.1
     rho_bar: float = 0.99
     penalty_start: float = 1.0
@@ -110,6 +152,10 @@ class DtoeeConfig:
     zero_flow_step: float = 0.5
     early_exit: bool = True
     max_report_age_s: float | None = None
+    cancel_exchanges: bool = True
+    momentum: float = 0.8
+    shed_into_spare: bool = True
+    jacobi_power: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.step <= 1:
@@ -133,6 +179,10 @@ class DtoeeConfig:
             raise ValueError(f"start must be 'capacity' or 'local', got {self.start!r}")
         if not 0 < self.zero_flow_step <= 1:
             raise ValueError(f"zero_flow_step must lie in (0, 1], got {self.zero_flow_step!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if not 0 <= self.jacobi_power <= 1:
+            raise ValueError(f"jacobi_power must lie in [0, 1], got {self.jacobi_power!r}")
         if self.max_report_age_s is not None and not self.max_report_age_s > 0:
             raise ValueError(f"max_report_age_s must be > 0, got {self.max_report_age_s!r}")
 
@@ -146,7 +196,13 @@ class ReceiverReport:
     """DTO-R message from host ``src`` about stage ``stage`` (what goes upstream).
 
     marginal_s: delta_j^k; curvature: h_j^k; senders: n_j^k (the offloader scales h by it);
-    headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed.
+    headroom_per_s: spare stage-k rate per sender; sent_s: time it was computed;
+    reverse_flow_per_s: f_ji^k, the stage-k flow ``src`` itself sends to the recipient (so the
+    two can cancel a two-way exchange of the same work, see :meth:`NodeAgent.update`);
+    shed_share: ``1 - rho_bar / rho_j`` when the host is past ``rho_bar`` (else 0): every sender
+    cuts its flow to it by this share, which brings rho_j back to rho_bar in one round;
+    spare_per_s: the host's whole spare stage-k rate up to rho_bar (what a sender shedding
+    an overloaded host may use when the per-sender headroom is not enough).
     """
 
     src: NodeName
@@ -156,6 +212,9 @@ class ReceiverReport:
     senders: int
     headroom_per_s: float
     sent_s: float
+    reverse_flow_per_s: float = 0.0
+    shed_share: float = 0.0
+    spare_per_s: float = 0.0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -166,6 +225,9 @@ class ReceiverReport:
             "n": self.senders,
             "headroom": self.headroom_per_s,
             "sent_s": self.sent_s,
+            "back": self.reverse_flow_per_s,
+            "shed": self.shed_share,
+            "spare": self.spare_per_s,
         }
 
     @classmethod
@@ -182,10 +244,14 @@ class ReceiverReport:
                 senders=max(1, int(payload.get("n", 1))),
                 headroom_per_s=float(payload["headroom"]),
                 sent_s=float(payload["sent_s"]),
+                reverse_flow_per_s=max(0.0, float(payload.get("back", 0.0))),
+                shed_share=min(1.0, max(0.0, float(payload.get("shed", 0.0)))),
+                spare_per_s=max(0.0, float(payload.get("spare", 0.0))),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        if not all(math.isfinite(v) for v in (report.marginal_s, report.curvature, report.sent_s)):
+        values = (report.marginal_s, report.curvature, report.sent_s, report.reverse_flow_per_s)
+        if not all(math.isfinite(v) for v in values):
             return None
         return report
 
@@ -224,6 +290,7 @@ class NodeAgent:
             j: sum(1 for k in self.offload_stages if j in self.targets[k]) for j in system.nodes if j != name
         }
         self.sender_count = {k: max(1, len(system.senders(name, k))) for k in self.hosted}
+        self._fresh_s = 1.0  # age up to which a report counts as this round's (DtoeePolicy: one period)
         self.reset()
 
     # ----- state ---------------------------------------------------------------------
@@ -245,6 +312,7 @@ class NodeAgent:
         self.rounds_done = 0
         self.beta: dict[tuple[str, int], float] = {}
         self.last_move: dict[tuple[str, int], np.ndarray] = {}
+        self.velocity: dict[int, np.ndarray] = {}
         self.reports: dict[tuple[NodeName, int], ReceiverReport] = {}
         self.own: dict[int, ReceiverReport] = {}
         self.offload_marginal: dict[int, tuple[float, float, float]] = {}
@@ -261,6 +329,16 @@ class NodeAgent:
                 obs.capacity_bytes_per_s[j] = link.capacity_bytes_per_s
                 obs.propagation_s[j] = link.propagation_s
         return obs
+
+    def flow_to(self, j: NodeName, k: int) -> float:
+        """f_ij^k = phi_i^k x_ij^k: this node's stage-k flow to host j (0 if it sends none)."""
+        if k not in self.x or j not in self.targets[k]:
+            return 0.0
+        return self.obs.demand_per_s.get(k, 0.0) * float(self.x[k][self.targets[k].index(j)])
+
+    def report_to(self, report: "ReceiverReport", recipient: NodeName) -> "ReceiverReport":
+        """The report as sent to one upstream sender: with this node's own stage-k flow to it."""
+        return replace(report, reverse_flow_per_s=self.flow_to(recipient, report.stage))
 
     def probabilities(self, k: int) -> dict[NodeName, float]:
         return {j: float(p) for j, p in zip(self.targets[k], self.x[k])}
@@ -322,7 +400,9 @@ class NodeAgent:
         n = self.sender_count[k]
         # node headroom is shared by every sender of every stage this node hosts
         headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
-        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s)
+        shed = 1.0 - self.config.rho_bar / rho if rho > self.config.rho_bar else 0.0
+        report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed,
+                                spare_per_s=max(0.0, (self.config.rho_bar - rho) * mu))
         self.own[k] = report
         self._paths_cache.pop(k, None)
         return report
@@ -345,23 +425,38 @@ class NodeAgent:
                 paths.append(None)
                 continue
             if j == self.name:
-                paths.append((rep.marginal_s, rep.curvature, rep.senders * rep.curvature, rep.headroom_per_s))
+                room = -rep.shed_share * self._own_flow(k, j) if rep.shed_share > 0 else rep.headroom_per_s
+                paths.append((rep.marginal_s, rep.curvature, rep.senders ** self.config.jacobi_power * rep.curvature, room, 0.0,
+                              rep.spare_per_s))
                 continue
             cap = obs.capacity_bytes_per_s[j]
             b = system.transfer_bytes[k]
             util = self._link_bytes.get(j, 0.0) / cap
             first, second = link_marginal(queue, util, b, cap, obs.propagation_s[j])
             link_room = max(0.0, (self.config.rho_bar - util) * cap / b) if b > 0 else math.inf
+            room = min(rep.headroom_per_s, link_room)
+            own = self._own_flow(k, j)
+            if rep.shed_share > 0:
+                room = -rep.shed_share * own
+            hard = 0.0
+            if util > self.config.rho_bar:  # this node is the link's only sender: cut to rho_bar
+                hard = -(1.0 - self.config.rho_bar / util) * own
+                room = min(room, 0.0)
             paths.append(
                 (
                     first + rep.marginal_s,
                     second + rep.curvature,
-                    self.links_used[j] * second + rep.senders * rep.curvature,
-                    min(rep.headroom_per_s, link_room),
+                    self.links_used[j] * second + rep.senders ** self.config.jacobi_power * rep.curvature,
+                    room,
+                    hard,
+                    min(rep.spare_per_s, link_room),
                 )
             )
         self._paths_cache[k] = (cache_key, paths)
         return paths
+
+    def _own_flow(self, k: int, j: NodeName) -> float:
+        return self.obs.demand_per_s.get(k, 0.0) * float(self.x[k][self.targets[k].index(j)])
 
     def _link_bytes_per_s(self, j: NodeName) -> float:
         total = 0.0
@@ -410,14 +505,15 @@ class NodeAgent:
                 cont_curv,
                 self.e[k],
             )
-            if target < self.e[k]:  # more continuing flow: stay within downstream headroom
-                room = self._continue_room(k + 1, now_s, max_age_s)
-                lam = self.obs.arrival_per_s.get(k, 0.0)
-                if lam > _EPS_FLOW and math.isfinite(room):
-                    target = max(target, self.e[k] - room / lam)
+            room = self._continue_room(k + 1, now_s, max_age_s)
+            lam = self.obs.arrival_per_s.get(k, 0.0)
+            floor = 0.0  # least exit share that keeps the continuing flow within downstream room
+            if lam > _EPS_FLOW and math.isfinite(room):
+                floor = min(1.0, self.e[k] - room / lam)
+            target = max(target, floor)
             move = np.array([target - self.e[k]])
             beta = self._adapt_step(("e", k), move)
-            self.e[k] = float(min(1.0, max(0.0, self.e[k] + beta * move[0])))
+            self.e[k] = float(min(1.0, max(0.0, floor, self.e[k] + beta * move[0])))
         self.rounds_done += 1
 
     def _continue_room(self, k: int, now_s: float, max_age_s: float | None) -> float:
@@ -430,20 +526,51 @@ class NodeAgent:
                 room = min(room, p[3] / share)
         return room
 
-    def _adapt_step(self, key: tuple[str, int], move: np.ndarray) -> float:
+    def _adapt_step(self, key: tuple[str, int], move: np.ndarray, with_reversal: bool = False):
         """beta for this move: halve it after a reversal, else grow it (bounded)."""
         cfg = self.config
         beta = self.beta.get(key, cfg.initial_step / cfg.step_growth)
         last = self.last_move.get(key)
-        if last is not None and last.shape == move.shape and float(last @ move) < 0:
+        reversed_ = last is not None and last.shape == move.shape and float(last @ move) < 0
+        if reversed_:
             beta = max(cfg.min_step, 0.5 * beta)
         else:
             beta = min(cfg.step, cfg.step_growth * beta)
         self.beta[key] = beta
         self.last_move[key] = move
-        return beta
+        return (beta, reversed_) if with_reversal else beta
+
+    def _cancel_exchange(self, k: int, now_s: float) -> None:
+        """Cancel two-way exchanges of stage-k work: if this node sends f_ij^k to j while j
+        sends f_ji^k back (j's report says so), both keep c = min(f_ij^k, f_ji^k) local.
+
+        Node loads Lambda are unchanged by the pair of moves and both link flows fall, so the
+        cost falls (strictly, when p_ij + p_ji > 0) whatever the queues' curvature: this is
+        the circulation direction of the Hessian, which the diagonal (per-path) Newton step
+        cannot see, because the node terms of the two hosts dominate it near saturation.
+        Both sides compute the same c from the same two numbers (their own flow and the
+        other's report), so they act in step; only reports from this round are used
+        (``sent_s`` within one period of ``now_s``).
+        """
+        if self.name not in self.targets[k]:
+            return
+        phi = self.obs.demand_per_s.get(k, 0.0)
+        if phi <= _EPS_FLOW:
+            return
+        x = self.x[k].copy()
+        here = self.targets[k].index(self.name)
+        for n, j in enumerate(self.targets[k]):
+            rep = self.reports.get((j, k))
+            if j == self.name or rep is None or rep.reverse_flow_per_s <= 0 or now_s - rep.sent_s > self._fresh_s:
+                continue
+            c = min(phi * x[n], rep.reverse_flow_per_s)
+            x[n] -= c / phi
+            x[here] += c / phi
+        self.x[k] = _normalised(x)
 
     def _update_offloading(self, k: int, now_s: float, max_age_s: float | None) -> None:
+        if self.config.cancel_exchanges:
+            self._cancel_exchange(k, now_s)
         paths = self._paths(k, now_s, max_age_s)
         known = np.array([n for n, p in enumerate(paths) if p is not None], dtype=int)
         paths, known = self._with_silent_hosts(k, paths, known, now_s, max_age_s)
@@ -467,11 +594,41 @@ class NodeAgent:
         total = float(f0.sum())
         if total <= _EPS_FLOW:
             return
-        f = scaled_simplex_step(f0, a, H, f0 + room, total)
+        # cuts: a link past rho_bar (this node its only sender) first, then hosts past rho_bar;
+        # what cannot be cut (no spare capacity elsewhere) is cut in the same share everywhere
+        hard = np.maximum(np.array([paths[n][4] for n in known]), -f0)
+        gain, soft = np.maximum(room, 0.0), np.minimum(np.maximum(room, -f0 - hard), 0.0)
+        spare = float((f0 + gain).sum()) - total  # >= 0
+        if hard.sum() < -spare and np.any(hard == 0):
+            # a link past capacity has no other remedy: its flow goes to the other hosts even
+            # past their headroom (their other senders shed meanwhile)
+            upper = np.where(hard < 0, f0 + hard, total)
+        else:
+            if (hard + soft).sum() < -spare and self.config.shed_into_spare:
+                # relieving an overload: use the other hosts' whole spare, not just this
+                # sender's share of it (an overshoot there is shed in turn next round)
+                whole = np.array([max(0.0, paths[n][5]) if room[m] >= 0 else 0.0 for m, n in enumerate(known)])
+                gain = np.maximum(gain, np.where(soft < 0, 0.0, whole))
+                spare = float((f0 + gain).sum()) - total
+            if hard.sum() < -spare:
+                hard, soft = hard * (spare / -hard.sum()), 0.0 * soft
+            elif (hard + soft).sum() < -spare:
+                soft = soft * ((spare + hard.sum()) / -soft.sum())
+            upper = f0 + gain + hard + soft
+        f = scaled_simplex_step(f0, a, H, upper, total)
         move = np.zeros_like(x)
         move[known] = f / phi - x[known]
-        beta = self._adapt_step(("x", k), move)
-        self.x[k] = _normalised(x + beta * move)
+        beta, reversed_ = self._adapt_step(("x", k), move, with_reversal=True)
+        new = x + beta * move
+        velocity = self.velocity.get(k)
+        if self.config.momentum > 0 and velocity is not None and not reversed_:
+            new = new + self.config.momentum * velocity
+        # every host's cap (headroom, or its shed) holds after damping and momentum too
+        cap = x.copy()
+        cap[known] = np.minimum(1.0, upper / phi)
+        new = _normalised(scaled_simplex_step(np.clip(new, 0.0, cap), np.zeros_like(x), np.ones_like(x), cap, 1.0))
+        self.velocity[k] = new - x
+        self.x[k] = new
 
 
     def _with_silent_hosts(self, k: int, paths, known: np.ndarray, now_s: float, max_age_s: float | None):
@@ -495,7 +652,7 @@ class NodeAgent:
         curvature = max(paths[n][2] for n in known)
         paths = list(paths)
         for n in silent:
-            paths[n] = (worst, curvature, curvature, 0.0)
+            paths[n] = (worst, curvature, curvature, 0.0, 0.0, 0.0)
         return paths, np.array(sorted([*known.tolist(), *silent]), dtype=int)
 
 
@@ -603,7 +760,7 @@ def run_in_memory(
                 busy[j] += time.perf_counter() - started
                 for sender in system.senders(j, k):
                     if sender != j:
-                        agents[sender].receive(report)
+                        agents[sender].receive(agents[j].report_to(report, sender))
         for name, agent in agents.items():
             started = time.perf_counter()
             agent.update(now)
@@ -653,8 +810,13 @@ class DtoeePolicy:
       flow moves to the hosts that still report, within their headroom;
     * returns one :class:`ControlMessage` per upstream sender and hosted stage.
 
-    Information crosses one hop per period, so a K-stage chain needs K periods to carry
-    downstream costs upstream; messages are never read from another node's state.
+    Information crosses one hop per round, so a K-stage chain needs K rounds to carry
+    downstream costs upstream; messages are never read from another node's state. With
+    ``rounds_per_period = R > 1`` the control plane also calls :meth:`exchange` R - 1 times
+    between two measurements (messages are cheap next to tasks); offloaders then also
+    announce their flow to each host (``dtoee/flow``), from which hosts correct their last
+    measured load. The strategy is kept across events (warm start): only :meth:`reset` goes
+    back to the initial one.
     """
 
     def __init__(
@@ -664,9 +826,17 @@ class DtoeePolicy:
         period_s: float = 1.0,
         config: DtoeeConfig | None = None,
         message_bytes: int = 64,
+        rounds_per_period: int = 1,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
+        if not (isinstance(rounds_per_period, int) and rounds_per_period >= 1):
+            raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
+        self.rounds_per_period = rounds_per_period
+        self._last_measurements: dict[NodeName, NodeMeasurements] = {}
+        self._announced: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._baseline: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._local_at_measure: dict[NodeName, dict[int, float]] = {}
         self.system = system
         self.period_s = float(period_s)
         self.config = config or DtoeeConfig()
@@ -675,6 +845,8 @@ class DtoeePolicy:
             self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
         )
         self.agents = make_agents(system, self.config)
+        for agent in self.agents.values():
+            agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
 
     # Policy
     def offload_probabilities(self, node: NodeName, stage: int) -> Mapping[NodeName, float]:
@@ -696,25 +868,85 @@ class DtoeePolicy:
         """Back to the initial strategy (DTO-EE is deterministic; ``seed`` is accepted, unused)."""
         for agent in self.agents.values():
             agent.reset()
+        self._last_measurements.clear()
+        self._announced.clear()
+        self._baseline.clear()
+        self._local_at_measure.clear()
 
     def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
+        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O."""
         agent = self._agent(node)
-        now = float(measurements.now_s)
+        self._read(node, inbox)
+        self._observe(agent, measurements)
+        self._last_measurements[node] = measurements
+        self._baseline[node] = dict(self._announced.get(node, {}))
+        self._local_at_measure[node] = {k: agent.flow_to(node, k) for k in agent.hosted}
+        return self._round(agent, float(measurements.now_s))
+
+    def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
+        """An extra exchange round between two measurements (``rounds_per_period > 1``).
+
+        The node has no new measurement, so it corrects the last one with what it was told
+        and what it did itself since: ``Lambda_j^k = measured + sum_i (f_ij^k announced now
+        - f_ij^k announced at the measurement) + (own local flow now - then)`` (senders
+        announce their flow to each host every round, message kind ``dtoee/flow``); its
+        stage-k demand for k > 1 follows as ``Lambda_j^{k-1} (1 - e_j^{k-1})``.
+        """
+        agent = self._agent(node)
+        m = self._last_measurements.get(node)
+        self._read(node, inbox)
+        if m is None:  # nothing measured yet: only pass the messages on
+            return []
+        announced, baseline = self._announced.get(node, {}), self._baseline.get(node, {})
+        local_then = self._local_at_measure.get(node, {})
+        arrivals = {}
+        for k in agent.hosted:
+            change = sum(v - baseline.get(key, 0.0) for key, v in announced.items() if key[1] == k)
+            change += agent.flow_to(node, k) - local_then.get(k, 0.0)
+            arrivals[k] = max(0.0, float(m.arrivals_per_s.get(k, 0.0)) + change)
+        demand = {}
+        for k in agent.offload_stages:
+            if k == 1:
+                demand[k] = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+            else:
+                demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
+        agent.observe(arrivals, demand)
+        return self._round(agent, float(now_s))
+
+    def _read(self, node: NodeName, inbox: list[ControlMessage]) -> None:
+        agent = self._agent(node)
         for message in inbox:
             if message.dst != node:
                 continue
-            report = ReceiverReport.from_payload(message.src, message.payload)
+            payload = message.payload
+            if isinstance(payload, Mapping) and payload.get("kind") == FLOW_KIND:
+                try:
+                    k, flow = int(payload["stage"]), float(payload["flow"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if k in agent.hosted and message.src in self.system.senders(node, k) and math.isfinite(flow):
+                    self._announced.setdefault(node, {})[(message.src, k)] = max(0.0, flow)
+                continue
+            report = ReceiverReport.from_payload(message.src, payload)
             if report is not None:
                 agent.receive(report)
-        self._observe(agent, measurements)
+
+    def _round(self, agent: NodeAgent, now: float) -> list[ControlMessage]:
+        node = agent.name
         out: list[ControlMessage] = []
         for k in sorted(agent.hosted, reverse=True):
             report = agent.report(k, now, self._max_age_s)
-            payload = report.to_payload()
             for sender in self.system.senders(node, k):
                 if sender != node:
+                    payload = agent.report_to(report, sender).to_payload()
                     out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
         agent.update(now, self._max_age_s)
+        if self.rounds_per_period > 1:
+            for k in agent.offload_stages:
+                for j in agent.targets[k]:
+                    if j != node:
+                        payload = {"kind": FLOW_KIND, "stage": k, "flow": agent.flow_to(j, k), "sent_s": now}
+                        out.append(ControlMessage(src=node, dst=j, payload=payload, size_bytes=self.message_bytes))
         return out
 
     def _agent(self, node: NodeName) -> NodeAgent:

@@ -29,6 +29,7 @@ class PolicyOptions:
     seed: int = 0
     period_s: float = 1.0
     message_bytes: int = 64
+    rounds_per_period: int = 1      # DTO-EE message rounds per measurement period
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _tuned_sed(system: SystemModel, **kw: Any) -> Dispatcher:
 
 _DISPATCH = ("period_s", "message_bytes")
 POLICIES: dict[str, PolicyEntry] = {
-    "dtoee": PolicyEntry(DtoeePolicy, _DISPATCH, True, "distributed optimizer"),
+    "dtoee": PolicyEntry(DtoeePolicy, _DISPATCH + ("rounds_per_period",), True, "distributed optimizer"),
     "dtoee-converged": PolicyEntry(converged_policy, (), False, "reference"),
     "optimum": PolicyEntry(_optimum, (), False, "reference"),
     "static-load-proportional": PolicyEntry(BASELINES["static-load-proportional"], ("threshold",), False, "static"),

@@ -27,9 +27,6 @@ def test_baselines_return_valid_policies(system, name):
     assert invariant_violation(x, theta) <= 1e-12
     for (i, k), probs in x.items():
         assert set(probs) <= set(system.targets(i, k))
-    for (j, k), t in theta.items():
-        if k == system.num_stages:
-            assert t == 0.0
     ev = evaluate(system, x, theta)
     assert math.isfinite(ev.accuracy)
 

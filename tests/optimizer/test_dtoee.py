@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizer_testkit import acceptance_instance, run_lossy
-from optimizer.centralized import gap_to_optimum
+from optimizer_testkit import (
+    FAMILIES,
+    acceptance_instance,
+    acceptance_set,
+    real_exit_curves,
+    run_lossy,
+    stress_instance,
+    stress_scales,
+)
+from optimizer.centralized import gap_to_optimum, solve_centralized
+from optimizer.exit_curves import concave_hull
 from optimizer.dtoee import (
     DtoeeConfig,
     DtoeePolicy,
@@ -34,28 +43,90 @@ def _check_round(system):
     return check
 
 
-def test_dtoee_reaches_one_percent_of_the_optimum_on_20_instances(acceptance_cases):
-    """ACCEPTANCE: gap = (J - J*) / D* <= 1% on every instance; invariants after every round."""
-    gaps, rounds_needed = [], []
-    for seed, system, optimum in acceptance_cases:
-        assert optimum.status == "optimal", seed
-        history = run_in_memory(system, ROUNDS, callback=_check_round(system))
-        gap = gap_to_optimum(float(history.objective[-1]), optimum)
-        assert gap <= GAP, f"seed {seed}: gap {gap:.4f}"
-        assert gap >= -1e-6, f"seed {seed}: below the optimum by {gap:.2e} (model mismatch)"
-        assert np.all(history.invariant_violation <= 1e-12)
-        gaps.append(gap)
-        rounds_needed.append(history.rounds_to_gap(optimum.objective, optimum.mean_delay_s, GAP))
-    assert len(gaps) == 20 and all(r is not None for r in rounds_needed)
+def _acceptance_run(category, seed, system, rounds=300):
+    """Run DTO-EE, checking the invariants after every round; return (gaps per round, overloaded rounds > 5)."""
+    optimum = solve_centralized(system)
+    assert optimum.status.startswith("optimal"), (category, seed, optimum.status)
+    history = run_in_memory(system, rounds, callback=_check_round(system))
+    assert np.all(history.invariant_violation <= 1e-12)
+    gaps = (history.objective - optimum.objective) / optimum.mean_delay_s
+    assert gaps[-1] >= -1e-5, f"{category} {seed}: below the optimum by {gaps[-1]:.2e} (model mismatch)"
+    overloaded = [t + 1 for t in range(5, rounds) if not np.isfinite(history.objective[t]) or history.max_rho[t] >= 1]
+    return gaps, overloaded
+
+
+def test_dtoee_on_the_20_moderate_instances(acceptance_cases):
+    """ACCEPTANCE (moderate load, 3-10 nodes, 2-4 stages): within 5% after 30 rounds and 1% after
+    100 on every instance, no node or link overloaded after round 5, invariants every round."""
+    for seed, system, _ in acceptance_cases:
+        gaps, overloaded = _acceptance_run("moderate", seed, system, 100)
+        assert gaps[29] <= 0.05 and gaps[99] <= GAP, (seed, gaps[29], gaps[99])
+        assert not overloaded, (seed, overloaded[:5])
     sizes = {(len(s.nodes), s.num_stages) for _, s, _ in acceptance_cases}
     assert {n for n, _ in sizes} == set(range(3, 11)) and {k for _, k in sizes} == {2, 3, 4}
+
+
+STRESS_SUBSET = [(cat, seed) for cat in ("high_load", "real_curves", "slow_links", "w_range") for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("category, seed", STRESS_SUBSET)
+def test_dtoee_reaches_one_percent_on_stress_instances(category, seed):
+    """High load (optimum's busiest queue at 0.85-0.97), real non-concave exit curves of every
+    family, 10-100 Mbps links with 1 kB-2 MB activations, w from 0 to 10: within 1% after 300
+    rounds (the first two instances of each category; the full set is the slow test below)."""
+    system = stress_instance(category, seed, stress_scales()[category][seed])
+    gaps, _ = _acceptance_run(category, seed, system)
+    assert gaps[-1] <= GAP, (category, seed, gaps[-1])
+
+
+def test_the_stress_set_has_what_it_claims():
+    """>= 60 instances; high-load optima really sit at 0.85-0.97; every family's real curves are
+    non-concave somewhere (their hull drops points); w spans 0-10; slow links really are slow."""
+    cases = acceptance_set()
+    assert len(cases) >= 60
+    from optimizer_testkit import busiest
+
+    for cat, seed, system in cases:
+        if cat == "high_load" and seed < 4:
+            assert 0.85 <= busiest(cat, system, solve_centralized(system)) <= 0.97, seed
+    for family in FAMILIES:
+        curves = real_exit_curves(family)
+        below = max(float(np.max([concave_hull(c).value(e) for e in c.exit_share] - c.correct_share))
+                    for c in curves.values())
+        assert below > 1e-3, family  # the raw curve lies below its hull somewhere: not concave
+    assert {s.w for c, _, s in cases if c == "w_range"} == {0.0, 0.1, 1.0, 3.0, 10.0}
+    slow = [s for c, _, s in cases if c == "slow_links"]
+    assert all(10e6 / 8 <= l.capacity_bytes_per_s <= 100e6 / 8 for s in slow for l in s.links.values())
+    assert max(b for s in slow for b in s.transfer_bytes.values()) > 1e6
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load reaches 5% by "
+                   "round 30 on 11/16 and 1% by 100 on 13/16, one high_load instance is 3% off after 300 "
+                   "rounds, one instance overloads a queue after round 5")
+def test_dtoee_full_acceptance_set():
+    """ACCEPTANCE (issue 12) over the >= 60 instances: per category, within 5% after 30 rounds and
+    1% after 100 on >= 90%; within 1% after 300 on all; no node or link overloaded after round 5."""
+    failures = []
+    by_category: dict[str, list] = {}
+    for category, seed, system in acceptance_set():
+        gaps, overloaded = _acceptance_run(category, seed, system)
+        by_category.setdefault(category, []).append((gaps[29] <= 0.05 and gaps[99] <= GAP))
+        if gaps[-1] > GAP:
+            failures.append((category, seed, "gap", float(gaps[-1])))
+        if overloaded:
+            failures.append((category, seed, "overloaded", overloaded[:3]))
+    for category, ok in by_category.items():
+        if sum(ok) < 0.9 * len(ok):
+            failures.append((category, "fast", f"{sum(ok)}/{len(ok)}"))
+    assert not failures, failures
 
 
 def test_no_early_exit_mode_keeps_thresholds_at_one():
     system = random_instance(3, 5, 3)
     history = run_in_memory(system, 20, config=DtoeeConfig(early_exit=False))
-    for (j, k), theta in history.theta.items():
-        assert theta == (0.0 if k == system.num_stages else 1.0)
+    assert all(theta == 1.0 for (j, k), theta in history.theta.items() if k < system.num_stages)
+    assert history.objective[-1] < history.initial_objective  # it still routes
 
 
 def test_run_in_memory_validates_rounds():
@@ -141,28 +212,58 @@ def test_policy_converges_near_the_optimum_despite_losses(acceptance_cases):
     assert gap_to_optimum(objectives[-1], optimum) <= 0.02
 
 
-def test_policy_ignores_stale_malformed_and_foreign_messages():
-    system = random_instance(4, 4, 2)
-    policy = DtoeePolicy(system, period_s=1.0)
-    node = system.nodes[0]
-    before = {k: dict(policy.offload_probabilities(node, k)) for k in policy.agents[node].offload_stages}
-    junk = [
-        ControlMessage(system.nodes[1], node, {"kind": "other"}),
-        ControlMessage(system.nodes[1], node, {"kind": "dtoee/marginal", "stage": "x"}),
-        ControlMessage(system.nodes[1], node, {"kind": "dtoee/marginal", "stage": 1, "delta_s": float("nan"),
-                                               "curv": 1.0, "headroom": 1.0, "sent_s": 0.0}),
-        ControlMessage("nobody", node, ReceiverReport("nobody", 1, -5.0, 1.0, 1, 1.0, 0.0).to_payload()),
-        ControlMessage(system.nodes[1], system.nodes[2], {"kind": "dtoee/marginal"}),
+def _stale_and_foreign_inbox(system, node, now_s, max_age_s):
+    """Messages a node must not act on, each with a marginal that would move it if used."""
+    k = 1
+    target = next(j for j in system.targets(node, k) if j != node)
+    outsider = next(j for j in system.nodes if j not in system.targets(node, k) and j != node) \
+        if any(j not in system.targets(node, k) and j != node for j in system.nodes) else "nobody"
+    stale = ReceiverReport(target, k, -50.0, 1e-6, 1, 1e9, now_s - 2 * max_age_s)
+    return [
+        ControlMessage(target, node, stale.to_payload()),  # stale: older than max_report_age_s
+        ControlMessage(outsider, node, ReceiverReport(outsider, k, -50.0, 1e-6, 1, 1e9, now_s).to_payload()),
+        ControlMessage("nobody", node, ReceiverReport("nobody", k, -50.0, 1e-6, 1, 1e9, now_s).to_payload()),
+        ControlMessage(target, system.nodes[-1] if system.nodes[-1] != node else system.nodes[-2],
+                       ReceiverReport(target, k, -50.0, 1e-6, 1, 1e9, now_s).to_payload()),  # not for this node
+        ControlMessage(target, node, {"kind": "other"}),
+        ControlMessage(target, node, {"kind": "dtoee/marginal", "stage": "x"}),
+        ControlMessage(target, node, {"kind": "dtoee/marginal", "stage": 1, "delta_s": float("nan"),
+                                      "curv": 1.0, "headroom": 1.0, "sent_s": now_s}),
     ]
-    m = NodeMeasurements(node=node, period_s=1.0, external_arrivals_per_s=system.external_rate_per_s[node], now_s=100.0)
-    out = policy.step(node, m, junk)
-    for message in out:
-        assert message.src == node and message.dst in system.nodes and message.dst != node
-        assert ReceiverReport.from_payload(message.src, message.payload) is not None
-    for k, probs in before.items():
-        after = policy.offload_probabilities(node, k)
-        assert math.isclose(sum(after.values()), 1.0)
-        assert set(after) == set(probs)
+
+
+def _step_with(policy_factory, system, inbox_for):
+    """Two periods of every node: the first with no messages, the second with ``inbox_for(node)``."""
+    policy = policy_factory()
+    from optimizer_testkit import measure
+
+    for t, inbox in ((1.0, lambda n: []), (2.0, inbox_for)):
+        m = measure(system, policy, t, 1.0)
+        for node in system.nodes:
+            policy.step(node, m[node], inbox(node))
+    return strategy_of_policy(system, policy)
+
+
+@pytest.mark.parametrize("seed", [4, 6])
+def test_policy_ignores_stale_malformed_and_foreign_messages(seed):
+    """A node given stale, foreign, misaddressed and malformed reports ends exactly where it ends
+    with no messages; the same reports sent fresh and from a real host do move it (so a broken
+    filter would fail this test)."""
+    system = random_instance(seed, 4, 2)
+    make = lambda: DtoeePolicy(system, period_s=1.0)  # noqa: E731
+    max_age = make()._max_age_s
+    node = next(n for n in system.hosts[1] if any(j != n for j in system.targets(n, 1))
+                and system.external_rate_per_s[n] > 0)
+    junk = lambda n: _stale_and_foreign_inbox(system, node, 2.0, max_age) if n == node else []  # noqa: E731
+    assert _step_with(make, system, junk) == _step_with(make, system, lambda n: [])
+
+    # the same stale report counts when the age filter is off: the check above can fail
+    def no_age_filter():
+        policy = make()
+        policy._max_age_s = None
+        return policy
+
+    assert _step_with(no_age_filter, system, junk) != _step_with(no_age_filter, system, lambda n: [])
 
 
 def test_reset_restores_the_initial_strategy():
@@ -173,3 +274,23 @@ def test_reset_restores_the_initial_strategy():
     assert strategy_of_policy(system, policy) != (x0, theta0)
     policy.reset(seed=1)
     assert strategy_of_policy(system, policy) == (x0, theta0)
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_more_rounds_per_period_converge_in_fewer_periods(acceptance_cases, seed):
+    """rounds_per_period = 4 (exchange rounds between measurements, loads corrected by the
+    senders' flow announcements) reaches the optimum's neighbourhood in fewer measurement
+    periods than 1 round per period, and every round keeps the invariants."""
+    from optimizer_testkit import run_periods
+
+    _, system, optimum = acceptance_cases[seed]
+    one, worst1 = run_periods(system, DtoeePolicy(system, period_s=1.0), 40)
+    four, worst4 = run_periods(system, DtoeePolicy(system, period_s=1.0, rounds_per_period=4), 40)
+    assert max(worst1, worst4) <= 1e-12
+    gap1 = np.array([gap_to_optimum(v, optimum) for v in one])
+    gap4 = np.array([gap_to_optimum(v, optimum) for v in four])
+    first = lambda g: int(np.argmax(g <= 0.01)) if np.any(g <= 0.01) else len(g)  # noqa: E731
+    assert first(gap4) < first(gap1), (first(gap4), first(gap1))
+    assert gap4[-1] <= 0.01
+    with pytest.raises(ValueError, match="rounds_per_period"):
+        DtoeePolicy(system, rounds_per_period=0)
