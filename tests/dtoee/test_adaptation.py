@@ -10,7 +10,8 @@ import pytest
 
 from dtoee.analysis import settling_time
 from dtoee.config import load_scenario
-from dtoee.run import run_isolated
+from dtoee.run import preflight, run_isolated
+from optimizer.centralized import CentralizedSolver
 
 LOAD_STEP = Path(__file__).resolve().parents[2] / "scenarios" / "load_step.toml"
 
@@ -26,12 +27,16 @@ def test_dtoee_settles_after_a_server_slows_down(ns3_session, tmp_path):
     assert (tasks["status"] == "completed").all()
     result = settling_time(tasks, change_s=30.0, window_s=5.0, tolerance=0.10)
     assert result["settling_s"] is not None and result["settling_s"] <= 20.0, result
-    # it did have to adapt: bs0 sends most of its stage-1 work elsewhere afterwards
+    # it did have to adapt: the share of its stage-1 work bs0 keeps moves to within half of
+    # its former distance from what the cvxpy optimum keeps at the new speed
     policy = pd.read_parquet(tmp_path / "policy.parquet")
     bs0 = policy[(policy["node"] == "bs0") & (policy["stage"] == 1) & (policy["target"] == "bs0")]
     before = bs0.loc[bs0["time_s"] == 29.0, "value"].iloc[0]
     after = bs0.loc[bs0["time_s"] == bs0["time_s"].max(), "value"].iloc[0]
-    assert after < before / 2
+    slowed = sc.model_copy(update={"nodes": [sc.nodes[0].model_copy(update={"speed_factor": 0.4}), *sc.nodes[1:]],
+                                   "events": []})
+    optimum = CentralizedSolver(preflight(slowed, allow_large=True).system).solve().x[("bs0", 1)]["bs0"]
+    assert abs(after - optimum) < abs(before - optimum) / 2, (before, after, optimum)
 
 
 def frozen_at(sc, policy: pd.DataFrame, time_s: float):
