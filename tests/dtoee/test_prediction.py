@@ -18,7 +18,7 @@ from optimizer.exit_curves import SampleTable
 pytestmark = pytest.mark.ns3
 
 
-def _drawn_table(scenario, model, num_tasks: int) -> SampleTable:
+def _drawn_table(scenario, model, num_tasks: int) -> tuple[np.ndarray, SampleTable]:
     """The sample table restricted to the samples the run drew, in task order (the run draws
     them from its own ``samples`` stream, one per task; replaying the stream gives them)."""
     rng = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))["samples"]
@@ -45,7 +45,7 @@ def test_predicted_accuracy_within_half_a_point_of_delivered(ns3_session, tmp_pa
     from dtoee.policies import build_policy
     from dtoee.run import place_ues, stage_figures
 
-    ues = place_ues(sc, numpy_streams(sc.simulation.seed, len(drawn) and sum(g.count for g in sc.ue_groups))["placement"])
+    ues = place_ues(sc, numpy_streams(sc.simulation.seed, sum(g.count for g in sc.ue_groups))["placement"])
     system = system_from_scenario(sc, model, ues, stage_figures(sc, model))
     on_drawn = predicted_figures(system, build_policy(sc, system), table)
     delivered = tasks["correct"].mean()
