@@ -25,10 +25,15 @@ from dtoee.config import Scenario, backhaul_pairs
 
 def backhaul_graph(scenario: Scenario) -> nx.Graph:
     """Servers and backhaul links of ``scenario`` as a graph (see the module docstring)."""
+    return link_graph({node.name: tuple(node.position_m) for node in scenario.nodes}, backhaul_pairs(scenario))
+
+
+def link_graph(positions_m: dict[str, tuple[float, float]], links) -> nx.Graph:
+    """The graph of servers ``{name: position}`` and ``(a, b, rate_bps, delay_s, loss)`` links."""
     graph = nx.Graph()
-    for node in scenario.nodes:
-        graph.add_node(node.name, position_m=tuple(node.position_m))
-    for a, b, rate_bps, delay_s, loss in backhaul_pairs(scenario):
+    for name, position in positions_m.items():
+        graph.add_node(name, position_m=position)
+    for a, b, rate_bps, delay_s, loss in links:
         graph.add_edge(a, b, rate_bps=rate_bps, delay_s=delay_s, loss=loss)
     return graph
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dtoee.network import EventNetwork, wire_bytes
+from dtoee.topology import NextHops, link_graph
 from ns3_glue.description import LinkSpec, NetworkDescription, NodeSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _line(rate_bps=8e6, delay_s=0.001) -> EventNetwork:
     nodes = tuple(NodeSpec(n, (0.0, 0.0)) for n in ("a", "b", "c"))
     links = (LinkSpec("a", "b", rate_bps, delay_s), LinkSpec("b", "c", rate_bps, delay_s))
-    return EventNetwork(NetworkDescription(nodes, links, (), None))
+    graph = link_graph({n.name: n.position_m for n in nodes}, [(l.a, l.b, l.rate_bps, l.delay_s, l.loss) for l in links])
+    return EventNetwork(NetworkDescription(nodes, links, (), None, next_hop=NextHops(graph)))
 
 
 def test_one_message_pays_transmission_and_propagation_per_hop():
