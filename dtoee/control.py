@@ -45,7 +45,7 @@ class PolicyLog:
 
 
 class ControlPlane:
-    def __init__(self, *, cosim, policy, scenario: Scenario, stage_latency_s: list[float], network,
+    def __init__(self, *, cosim, policy, scenario: Scenario, stage_latency_s: dict[str, list[float]], network,
                  policy_log: PolicyLog, adaptive: bool, smoothing: float = 0.5) -> None:
         self.cosim = cosim
         self.policy = policy
@@ -154,7 +154,8 @@ class ControlPlane:
         return NodeMeasurements(
             node=name, period_s=period, arrivals_per_s=arrivals, external_arrivals_per_s=external,
             forwarded_per_s=routed,
-            service_rate_per_s={k: node.speed_factor * node.servers / self.stage_latency_s[k - 1] for k in config.stages},
+            service_rate_per_s={k: node.speed_factor * node.servers / self.stage_latency_s[name][k - 1]
+                                for k in config.stages},
             mean_queue_length=queue_length,
             link_rate_bps={j: link.capacity_bytes_per_s * 8.0 for (i, j), link in paths.items() if i == name},
             now_s=now,

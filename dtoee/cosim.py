@@ -132,7 +132,7 @@ class CoSimulation:
         policy: Policy,
         nodes: list[NodeState],
         ues: list[UePlacement],
-        stage_latency_s: list[float],
+        stage_latency_s: dict[str, list[float]],
         exponential_service: bool,
         duration_s: float,
         rngs: dict[str, np.random.Generator],
@@ -232,7 +232,7 @@ class CoSimulation:
         while node.busy < node.servers and node.queue:
             task, enqueued_s, sent_s = node.queue.popleft()
             node.in_service[task.task_id] = (task, sent_s)
-            service_s = self.stage_latency_s[task.stage - 1] / node.speed_factor
+            service_s = self.stage_latency_s[node.name][task.stage - 1] / node.speed_factor
             if self.exponential_service:
                 service_s = self.rngs["service"].exponential(service_s)
             start_s, epoch = self.net.now(), node.epoch

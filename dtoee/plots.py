@@ -1,9 +1,11 @@
 """Plots (matplotlib, PNG) of a run, a sweep or a comparison directory: ``dtoee plot DIR``.
 
 * run (``summary.json``): delay CDF, windowed mean delay over time, exit share per stage,
-  utilisation per node, thresholds over time (``policy.parquet``);
+  utilisation per node, thresholds over time (``policy.parquet``), where the delay went
+  (radio, backhaul, queues, compute: ``dtoee.analysis.delay_breakdown`` of ``hops.parquet``);
 * sweep (``results.parquet``): mean delay and accuracy against each swept value (95%
-  interval over seeds), one line per combination of the other swept values;
+  interval over seeds), one line per combination of the other swept values; the delay
+  breakdown per swept value (and per policy, when ``policy.kind`` is swept);
 * comparison (``comparison.json``): delay and accuracy vs load, delay CDF, exit share per
   stage, per-node utilisation (at the load nearest 1), DTO-EE convergence (thresholds over
   time), adaptation after the scenario's events (windowed mean delay over time).
@@ -135,7 +137,40 @@ def run_plots(run_dir: Path, out: Path) -> list[Path]:
         policy = pd.read_parquet(policy_path)
         if policy["time_s"].nunique() > 1:
             paths.append(policy_plot(policy, out / "policy_over_time.png", title=summary.get("policy", "")))
+    hops_path = run_dir / "hops.parquet"
+    if hops_path.exists() and not measured.empty:
+        from dtoee.analysis import delay_breakdown
+
+        parts = delay_breakdown(pd.read_parquet(hops_path), tasks, warmup_s)["mean_s"]
+        fig, ax = plt.subplots(figsize=(6.5, 2.6))
+        breakdown_bars(ax, [f"{summary.get('policy', 'run')}"], [parts], summary.get("stage_figures_estimated", False))
+        ax.set_ylabel(f"{summary['scenario']} seed {summary['seed']}", fontsize=7)
+        paths.append(_save(fig, out / "delay_breakdown.png"))
     return paths
+
+
+BREAKDOWN_COLOURS = {"radio": "tab:blue", "backhaul": "tab:orange", "queue": "tab:red", "compute": "tab:green",
+                     "other": "tab:gray"}
+
+
+def breakdown_bars(ax, labels: list[str], parts: list[dict], estimated: bool = False) -> None:
+    """Horizontal stacked bars, one per label: mean ms per task on the radio (LTE up and down,
+    with the core link), the backhaul, in queues and in compute (``delay_breakdown``'s parts)."""
+    from dtoee.analysis import BREAKDOWN_PARTS
+
+    left = np.zeros(len(labels))
+    for part in BREAKDOWN_PARTS:
+        values = np.array([p.get(part) if p.get(part) is not None else np.nan for p in parts], float) * 1e3
+        values = np.nan_to_num(values)
+        if part == "other" and np.all(np.abs(values) < 1e-6):
+            continue
+        name = "compute (ESTIMATED service times)" if part == "compute" and estimated else part
+        ax.barh(range(len(labels)), values, left=left, color=BREAKDOWN_COLOURS[part], label=name)
+        left += values
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("mean delay per task (ms)")
+    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.grid(alpha=0.3, axis="x")
 
 
 def policy_plot(policy: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -207,7 +242,33 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
             axes[0].legend(fontsize=7)
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in key)
         paths.append(_save(fig, out / f"sweep_{safe}.png"))
+        if key != "policy.kind" and "delay_breakdown_s.compute" in frame.columns:
+            paths.append(_sweep_breakdown(frame, key, values, others, out / f"breakdown_{safe}.png"))
     return paths
+
+
+def _sweep_breakdown(frame: pd.DataFrame, key: str, values: list, others: list[str], path: Path) -> Path:
+    """Mean (over seeds) delay breakdown for each value of ``key`` x combination of the others."""
+    from dtoee.analysis import BREAKDOWN_PARTS
+
+    plt = _plt()
+    labels, parts = [], []
+    groups = frame.groupby(others, sort=True) if others else [((), frame)]
+    for label, rows in groups:
+        label = label if isinstance(label, tuple) else (label,)
+        name = ", ".join(f"{v}" for v in label)
+        for value in values:
+            at = rows[rows[key] == value]
+            if at.empty:
+                continue
+            labels.append(f"{key}={value}" + (f" | {name}" if name else ""))
+            parts.append({p: float(at[f"delay_breakdown_s.{p}"].mean()) if f"delay_breakdown_s.{p}" in at.columns
+                          else None for p in BREAKDOWN_PARTS})
+    estimated = bool(frame["stage_figures_estimated"].any()) if "stage_figures_estimated" in frame.columns else False
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.3 * len(labels)))
+    breakdown_bars(ax, labels, parts, estimated)
+    ax.set_ylabel(f"mean over seeds", fontsize=7)
+    return _save(fig, path)
 
 
 # Comparison ------------------------------------------------------------------------------
@@ -291,6 +352,18 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path) -> list[Path]
         ax.set(xlabel=xlabel, ylabel=ylabel, title=f"load {middle:g}")
         ax.legend(fontsize=7)
         paths.append(_save(fig, out / name))
+
+    # Where the delay goes, per policy (mean over seeds, middle load).
+    if "delay_breakdown_s.compute" in at_middle.columns:
+        from dtoee.analysis import BREAKDOWN_PARTS
+
+        parts = [{p: float(at_middle.loc[at_middle["policy.kind"] == policy, f"delay_breakdown_s.{p}"].mean())
+                  for p in BREAKDOWN_PARTS if f"delay_breakdown_s.{p}" in at_middle.columns} for policy in policies]
+        estimated = bool(at_middle["stage_figures_estimated"].any()) if "stage_figures_estimated" in at_middle else False
+        fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.3 * len(policies)))
+        breakdown_bars(ax, policies, parts, estimated)
+        ax.set_ylabel(f"load {middle:g}, mean over seeds", fontsize=7)
+        paths.append(_save(fig, out / "delay_breakdown.png"))
 
     # DTO-EE convergence: thresholds and offloading over time (first seed, middle load).
     reference = meta.get("reference", policies[0])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dtoee.analysis import delay_breakdown
 from dtoee.config import Scenario, ScenarioError
 from dtoee.cosim import CoSimulation, FaultHandling, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
@@ -68,16 +69,27 @@ def load_model(scenario: Scenario):
 class StageFigures:
     """Per stage k (index k-1): service time at speed 1, bytes offloaded after it, parameter
     bytes; plus the input size. Measured (the trained model's profile) or ESTIMATED (a named
-    large model's architecture), then overridden by ``model.stage_latency_s`` if given."""
+    large model's architecture), then overridden by ``model.stage_latency_s`` if given.
+
+    ``node_latency_s[node][k-1]``: the service time on that node at speed_factor 1: the
+    roofline estimate on the node's device (``inference.devices``) when it names one, else
+    ``latency_s``. ``working_bytes`` / ``kv_cache_bytes``: memory one task in service holds
+    at stage k (``inference.placement``). ``devices``: node -> how its times were estimated."""
 
     latency_s: list[float]
     activation_bytes: list[int]
     param_bytes: list[int]
     input_bytes: int
     estimated: bool
+    node_latency_s: dict[str, list[float]] = None
+    working_bytes: list[int] = None
+    kv_cache_bytes: list[int] = None
+    devices: dict[str, str] = None
 
 
 def stage_figures(scenario: Scenario, model) -> StageFigures:
+    from inference.devices import ROOFLINE_EFFICIENCY, decoder_stage_costs, device_label, roofline_latency_s
+
     config = scenario.model
     field = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}[
         config.activation_dtype]
@@ -86,26 +98,58 @@ def stage_figures(scenario: Scenario, model) -> StageFigures:
 
         profile = large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=config.seq_len)
         input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
+        costs = decoder_stage_costs(config.large_model, config.num_stages, config.seq_len)
+        flops, moved = [c.flops for c in costs], [c.bytes_moved for c in costs]
+        working, kv = [c.working_bytes for c in costs], [c.kv_cache_bytes for c in costs]
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
+        flops = [p.flops for p in profile]
+        ins = [input_bytes] + [p.activation_bytes for p in profile[:-1]]
+        moved = [p.param_bytes + i + p.activation_bytes for p, i in zip(profile, ins)]
+        working, kv = None, [0] * len(profile)
+    activation = [int(getattr(p, field)) for p in profile]
+    if working is None:  # the largest activation in or out of the stage, one task at a time
+        working = [max(input_bytes if k == 0 else activation[k - 1], activation[k]) for k in range(len(profile))]
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
-    return StageFigures(latency, [int(getattr(p, field)) for p in profile], [int(p.param_bytes) for p in profile],
-                        int(input_bytes), estimated)
+    efficiency = config.roofline_efficiency or ROOFLINE_EFFICIENCY
+    node_latency, devices = {}, {}
+    for node in scenario.nodes:
+        if node.device is not None:
+            node_latency[node.name] = [roofline_latency_s(f, b, node.device, efficiency) for f, b in zip(flops, moved)]
+            devices[node.name] = device_label(node.device, efficiency)
+            estimated = True
+        else:
+            node_latency[node.name] = list(latency)
+    return StageFigures(latency, activation, [int(p.param_bytes) for p in profile], int(input_bytes), estimated,
+                        node_latency, working, kv, devices)
+
+
+def node_memory_bytes(scenario: Scenario) -> dict[str, int]:
+    """Memory of each node that declares one: ``memory_bytes``, else its device's memory."""
+    from inference.devices import DEVICES
+
+    out = {}
+    for node in scenario.nodes:
+        if node.memory_bytes is not None:
+            out[node.name] = int(node.memory_bytes)
+        elif node.device is not None:
+            out[node.name] = DEVICES[node.device].memory_bytes
+    return out
 
 
 def check_memory(scenario: Scenario, figures: StageFigures) -> None:
-    """Stage parameters plus working memory (the largest activation in or out of a hosted
-    stage, one task at a time) must fit each node that declares ``memory_bytes``."""
+    """Each node with a memory figure (``memory_bytes`` or its device's) must hold its hosted
+    stages' parameters plus, for each of its ``servers`` tasks in service at once, the working
+    memory and KV cache of the stage that needs the most (``inference.placement``)."""
     from inference.placement import check_placement
 
-    sized = {n.name: n for n in scenario.nodes if n.memory_bytes is not None}
-    if not sized:
+    memory = node_memory_bytes(scenario)
+    if not memory:
         return
-    working = [max(figures.input_bytes if k == 0 else figures.activation_bytes[k - 1], figures.activation_bytes[k])
-               for k in range(scenario.model.num_stages)]
     try:
-        check_placement({name: node.stages for name, node in sized.items()}, figures.param_bytes,
-                        {name: int(node.memory_bytes) for name, node in sized.items()}, working)
+        check_placement({name: scenario.node(name).stages for name in memory}, figures.param_bytes, memory,
+                        figures.working_bytes, figures.kv_cache_bytes,
+                        {name: scenario.node(name).servers for name in memory})
     except ValueError as error:
         if "hosted by no node" in str(error) or "hosted nowhere" in str(error):
             return  # stages on nodes without a memory figure: nothing to check there
@@ -128,7 +172,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     figures = stage_figures(scenario, model)
     check_memory(scenario, figures)
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model, figures)
-    latencies = figures.latency_s
+    latencies = figures.node_latency_s
     total_ues = sum(group.count for group in scenario.ue_groups)
     rngs = numpy_streams(scenario.simulation.seed, total_ues)
     ues = place_ues(scenario, rngs["placement"])
@@ -161,11 +205,14 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
         """Summarise and write everything simulated so far (each file replaced atomically)."""
         reached_s = network.now()
         tasks = tasks_frame(cosim.tasks)
+        hops = hops_frame(trace)
+        breakdown = delay_breakdown(hops, tasks, scenario.simulation.warmup_s)
         summary = summarize(
             tasks, {n.name: n.busy_time_s for n in nodes}, {n.name: n.servers for n in nodes},
             max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
             scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
-            model=model.name, mode=scenario.model.mode, stage_latency_s=latencies,
+            model=model.name, mode=scenario.model.mode, stage_latency_s=figures.latency_s,
+            stage_latency_by_node_s=latencies, devices=figures.devices,
             large_model=scenario.model.large_model, stage_figures_estimated=figures.estimated,
             activation_bytes=figures.activation_bytes,
             max_queue_length_by_node={n.name: n.max_queue_length for n in nodes},
@@ -176,8 +223,9 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
             forward_wall_s=executor.forward_time_s, python_callback_wall_s=network.python_callback_wall_s,
             python_callbacks=network.python_callbacks,
             partial=partial_reason is not None, partial_reason=partial_reason,
+            delay_breakdown_s=_finite(breakdown["mean_s"]), delay_breakdown_share=_finite(breakdown["share"]),
         )
-        write_outputs(out_dir, tasks, hops_frame(trace), summary, csv=scenario.output.csv,
+        write_outputs(out_dir, tasks, hops, summary, csv=scenario.output.csv,
                       policy=pd.DataFrame(policy_log.rows, columns=POLICY_COLUMNS))
         return summary
 
@@ -197,6 +245,11 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     if error is not None:
         raise error
     return summary
+
+
+def _finite(values: dict) -> dict:
+    """NaN (no task measured) as None, as summary.json writes every missing figure."""
+    return {k: (None if v is None or math.isnan(v) else v) for k, v in values.items()}
 
 
 class Terminated(BaseException):
