@@ -57,13 +57,14 @@ def scenario_system(scenario):
     import torch
 
     torch.set_num_threads(1)
-    from dtoee.run import check_memory, load_model, place_ues, stage_figures
+    from dtoee.run import build_workload, check_memory, load_model, mean_figures, place_ues, stage_figures
     from dtoee.seeding import numpy_streams
     from dtoee.system_model import system_from_scenario
 
     model = load_model(scenario)
     figures = stage_figures(scenario, model)
     check_memory(scenario, figures)
+    figures = mean_figures(figures, build_workload(scenario, figures))
     rngs = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))
     return system_from_scenario(scenario, model, place_ues(scenario, rngs["placement"]), figures)
 

@@ -267,6 +267,75 @@ class OutputConfig(_Frozen):
     csv: bool = True
 
 
+class SizeDistribution(_Frozen):
+    """One positive integer per task (bytes or tokens), drawn from a distribution.
+
+    * ``"fixed"``: always ``value``;
+    * ``"uniform"``: an integer uniform in [``low``, ``high``];
+    * ``"lognormal"``: exp(N(ln ``median``, ``sigma``^2)), rounded, truncated to
+      [``low``, ``high``] when given (drawn by inverse CDF inside the bounds: no clipped atoms);
+    * ``"empirical"``: one of ``values``, with probabilities ``weights`` (default equal).
+    """
+
+    distribution: Literal["fixed", "uniform", "lognormal", "empirical"] = "fixed"
+    value: float | None = Field(None, ge=1, le=1e12)
+    low: float | None = Field(None, ge=1, le=1e12)
+    high: float | None = Field(None, ge=1, le=1e12)
+    median: float | None = Field(None, ge=1, le=1e12)
+    sigma: float | None = Field(None, gt=0, le=10)
+    values: list[float] = Field(default_factory=list)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "SizeDistribution":
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma"),
+                "empirical": ()}[self.distribution]
+        for name in need:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is missing; required when distribution = {self.distribution!r}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low = {self.low!r} > high = {self.high!r}; allowed: low <= high")
+        if self.distribution == "lognormal" and self.low is not None and self.high is not None:
+            if not self.low <= self.median <= self.high:
+                raise ValueError(f"median = {self.median!r}; allowed: within [low, high] = [{self.low!r}, {self.high!r}]")
+        if self.distribution == "empirical":
+            if not self.values:
+                raise ValueError("values is empty; required (a list of numbers >= 1) when distribution = 'empirical'")
+            for k, v in enumerate(self.values):
+                if not (1 <= v <= 1e12):
+                    raise ValueError(f"values[{k}] = {v!r}; allowed: a number in [1, 1e12]")
+            if self.weights is not None:
+                if len(self.weights) != len(self.values):
+                    raise ValueError(f"weights has {len(self.weights)} entries; allowed: one per value ({len(self.values)})")
+                if any(not (w >= 0 and math.isfinite(w)) for w in self.weights) or sum(self.weights) <= 0:
+                    raise ValueError(f"weights = {self.weights!r}; allowed: numbers >= 0 with a positive sum")
+        return self
+
+    def bounds(self) -> tuple[float, float]:
+        """The smallest and largest value a draw can take (inf when unbounded)."""
+        if self.distribution == "fixed":
+            return self.value, self.value
+        if self.distribution == "empirical":
+            return min(self.values), max(self.values)
+        return (self.low if self.low is not None else 1.0), (self.high if self.high is not None else math.inf)
+
+
+class WorkloadConfig(_Frozen):
+    """What each task carries, drawn per task from its own random stream (``task_sizes``),
+    independent of the sample that decides its exits.
+
+    input_bytes: bytes each task uploads (e.g. a JPEG camera frame). For a large decoder it is
+        what is uploaded besides the prompt's token ids (e.g. an image); unset: the model's own
+        sample (or 4 bytes per prompt token for a decoder).
+    prompt_tokens: prompt length per task, for a ``model.large_model`` decoder (replaces
+        ``model.seq_len``): the task's token-id bytes, activation bytes (tokens x hidden x
+        wire-format bytes) and stage service times follow its own length.
+    """
+
+    input_bytes: SizeDistribution | None = None
+    prompt_tokens: SizeDistribution | None = None
+
+
 class Scenario(_Frozen):
     name: str = "scenario"
     simulation: SimulationConfig = SimulationConfig()
@@ -279,6 +348,7 @@ class Scenario(_Frozen):
     events: list[EventConfig] = Field(default_factory=list)
     faults: FaultsConfig = FaultsConfig()
     output: OutputConfig = OutputConfig()
+    workload: WorkloadConfig = WorkloadConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -318,7 +388,23 @@ class Scenario(_Frozen):
             )
         self._check_policy(names, num_stages)
         self._check_events(names)
+        self._check_workload()
         return self
+
+    def _check_workload(self) -> None:
+        tokens = self.workload.prompt_tokens
+        if tokens is None:
+            return
+        if self.model.large_model is None or not self.model.large_model.startswith(("llama", "gpt")):
+            raise ValueError(f"workload.prompt_tokens is set but model.large_model = {self.model.large_model!r}; "
+                             "allowed: only with a decoder large_model (llama-*, gpt2*)")
+        if self.model.stage_latency_s is not None:
+            raise ValueError("workload.prompt_tokens: service times follow each task's prompt length; "
+                             "allowed: only without model.stage_latency_s")
+        low, high = tokens.bounds()
+        if high > 4096:
+            raise ValueError(f"workload.prompt_tokens can reach {high!r} tokens; allowed: at most 4096 "
+                             "(set high, or values, within the model's context)")
 
     def _check_events(self, names: list[str]) -> None:
         links = {frozenset((a, b)) for a, b, *_ in backhaul_pairs(self)}

@@ -26,6 +26,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from dtoee.trace import Trace
+from dtoee.workload import TaskSize, Workload
 from ns3_glue.network import UePlacement, node_endpoint, ue_endpoint
 from optimizer.policy import Policy
 
@@ -67,6 +68,9 @@ class Task:
     predicted: int = -1
     sender: str = ""               # node that last routed it (re-offloads after a crash)
     avoid: frozenset = frozenset() # hosts that crashed under it
+    size: TaskSize | None = None   # drawn per task: input bytes (b_1) and prompt tokens
+    uplink_s: float = math.nan     # UE -> serving node transfer time (LTE uplink + core)
+    downlink_s: float = math.nan   # exit node -> UE transfer time of the result
 
 
 @dataclass
@@ -139,6 +143,7 @@ class CoSimulation:
         trace: Trace,
         faults: FaultHandling = FaultHandling(),
         path_was_down: Callable[[str, str, float], bool] = lambda src, dst, since_s: False,
+        workload: Workload | None = None,
     ) -> None:
         self.net = network
         self.executor = executor
@@ -152,6 +157,10 @@ class CoSimulation:
         self.trace = trace
         self.faults = faults
         self.path_was_down = path_was_down
+        # What each task carries and costs; by default every task has the model's own figures.
+        self.workload = workload or Workload(
+            sample_bytes=executor.input_bytes, stage_latency_s=next(iter(stage_latency_s.values())),
+            node_latency_s=stage_latency_s, activation_bytes=[0] * executor.num_stages)
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -183,8 +192,9 @@ class CoSimulation:
             return  # superseded by a rate change
         self._schedule_arrival(ue)
         sample, label = self.executor.pick_sample(self.rngs["samples"])
+        size = self.workload.draw(self.rngs["task_sizes"])  # draws nothing unless [workload] sets sizes
         task = Task(len(self.tasks), ue.index, ue.serving_node, self.net.now(), sample, label,
-                    payload_bytes=self.executor.input_bytes)
+                    payload_bytes=size.input_bytes, size=size)
         self.tasks.append(task)
         self._transfer("uplink", task, ue_endpoint(ue.index), node_endpoint(ue.serving_node),
                        task.payload_bytes, lambda: self._entered(task, ue.serving_node))
@@ -232,7 +242,7 @@ class CoSimulation:
         while node.busy < node.servers and node.queue:
             task, enqueued_s, sent_s = node.queue.popleft()
             node.in_service[task.task_id] = (task, sent_s)
-            service_s = self.stage_latency_s[node.name][task.stage - 1] / node.speed_factor
+            service_s = self.workload.stage_latency_s(task.size, node.name)[task.stage - 1] / node.speed_factor
             if self.exponential_service:
                 service_s = self.rngs["service"].exponential(service_s)
             start_s, epoch = self.net.now(), node.epoch
@@ -257,6 +267,8 @@ class CoSimulation:
             self._transfer("result", task, node_endpoint(node.name), ue_endpoint(task.ue),
                            self.executor.result_bytes, lambda: self._complete(task))
         else:
+            if self.workload.token_dist is not None:  # the task's own prompt length sets it
+                activation_bytes = self.workload.activation_bytes(task.size)[stage - 1]
             task.stage, task.payload_bytes = stage + 1, activation_bytes
             self._route(task, node.name)
         self._serve_next(node)
@@ -318,6 +330,10 @@ class CoSimulation:
             if task.status != "in_flight":
                 return  # lost meanwhile (timeout): a late delivery changes nothing
             self.trace.hop(task.task_id, kind, src, dst, task.stage, payload_bytes, start_s, self.net.now())
+            if kind == "uplink":
+                task.uplink_s = self.net.now() - start_s
+            elif kind == "result":
+                task.downlink_s = self.net.now() - start_s
             then()
 
         def timed_out() -> None:

@@ -29,6 +29,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
+from dtoee.workload import Workload
 from ns3_glue.network import Ns3Network, UePlacement
 
 
@@ -87,41 +88,95 @@ class StageFigures:
     devices: dict[str, str] = None
 
 
+_WIRE_FIELD = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}
+
+
+def _large_profile(config, seq_len: int):
+    from inference import large_model_profile
+
+    return large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=seq_len,
+                               wire_dtype=config.activation_dtype)
+
+
 def stage_figures(scenario: Scenario, model) -> StageFigures:
-    from inference.devices import ROOFLINE_EFFICIENCY, decoder_stage_costs, device_label, roofline_latency_s
-
+    """The model's figures at ``model.seq_len`` tokens (for a large decoder), each node's
+    service times, and the memory a task in service holds at the longest prompt the
+    workload can draw (the memory check's worst case)."""
     config = scenario.model
-    field = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}[
-        config.activation_dtype]
+    field = _WIRE_FIELD[config.activation_dtype]
     if config.large_model is not None:
-        from inference import large_model_profile
+        from inference.devices import decoder_stage_costs
 
-        profile = large_model_profile(config.large_model, config.num_stages, config.device_flops, seq_len=config.seq_len)
+        profile = _large_profile(config, config.seq_len)
         input_bytes, estimated = 4 * config.seq_len, True  # int32 token ids
-        costs = decoder_stage_costs(config.large_model, config.num_stages, config.seq_len)
-        flops, moved = [c.flops for c in costs], [c.bytes_moved for c in costs]
-        working, kv = [c.working_bytes for c in costs], [c.kv_cache_bytes for c in costs]
+        longest = int(scenario.workload.prompt_tokens.bounds()[1]) if scenario.workload.prompt_tokens else config.seq_len
+        worst = decoder_stage_costs(config.large_model, config.num_stages, min(longest, 4096))
+        working, kv = [c.working_bytes for c in worst], [c.kv_cache_bytes for c in worst]
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
-        flops = [p.flops for p in profile]
-        ins = [input_bytes] + [p.activation_bytes for p in profile[:-1]]
-        moved = [p.param_bytes + i + p.activation_bytes for p, i in zip(profile, ins)]
         working, kv = None, [0] * len(profile)
     activation = [int(getattr(p, field)) for p in profile]
     if working is None:  # the largest activation in or out of the stage, one task at a time
         working = [max(input_bytes if k == 0 else activation[k - 1], activation[k]) for k in range(len(profile))]
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
-    efficiency = config.roofline_efficiency or ROOFLINE_EFFICIENCY
-    node_latency, devices = {}, {}
+    node_latency = node_stage_latencies_s(scenario, config.seq_len, latency, None if config.large_model else profile,
+                                          input_bytes)
+    devices = {n.name: device_label(n.device, _efficiency(config)) for n in scenario.nodes if n.device is not None}
+    return StageFigures(latency, activation, [int(p.param_bytes) for p in profile], int(input_bytes),
+                        estimated or bool(devices), node_latency, working, kv, devices)
+
+
+def _efficiency(config) -> float:
+    from inference.devices import ROOFLINE_EFFICIENCY
+
+    return config.roofline_efficiency or ROOFLINE_EFFICIENCY
+
+
+def device_label(name: str, efficiency: float) -> str:
+    from inference.devices import device_label as label
+
+    return label(name, efficiency)
+
+
+def node_stage_latencies_s(scenario: Scenario, tokens: int, default_s: list[float], profile=None,
+                           input_bytes: int = 0) -> dict[str, list[float]]:
+    """Service time of each stage at speed_factor 1 on every node, for a task of ``tokens``
+    prompt tokens (large decoders) or the trained model's ``profile`` (FLOPs and bytes).
+
+    A node that names a device: the roofline of the stage on it (``inference.devices``),
+    plus, with the int8 wire format, the (de)quantisation of what the stage sends and
+    receives as an elementwise roofline on the same device. Other nodes: ``default_s``."""
+    from inference.devices import DEVICES, decoder_stage_costs, roofline_latency_s
+    from inference.large_models import LARGE_MODELS, int8_codec_s
+
+    config = scenario.model
+    efficiency = _efficiency(config)
+    k_max = config.num_stages
+    if profile is None:
+        costs = decoder_stage_costs(config.large_model, k_max, tokens)
+        flops, moved = [c.flops for c in costs], [c.bytes_moved for c in costs]
+        numel = tokens * LARGE_MODELS[config.large_model].dim
+    else:
+        flops = [p.flops for p in profile]
+        ins = [input_bytes] + [p.activation_bytes for p in profile[:-1]]
+        moved = [p.param_bytes + i + p.activation_bytes for p, i in zip(profile, ins)]
+        numel = 0  # the small models' wire format is already in their measured profile
+    out = {}
     for node in scenario.nodes:
-        if node.device is not None:
-            node_latency[node.name] = [roofline_latency_s(f, b, node.device, efficiency) for f, b in zip(flops, moved)]
-            devices[node.name] = device_label(node.device, efficiency)
-            estimated = True
-        else:
-            node_latency[node.name] = list(latency)
-    return StageFigures(latency, activation, [int(p.param_bytes) for p in profile], int(input_bytes), estimated,
-                        node_latency, working, kv, devices)
+        if node.device is None:
+            out[node.name] = list(default_s)
+            continue
+        dev = DEVICES[node.device]
+        times = [roofline_latency_s(f, b, dev, efficiency) for f, b in zip(flops, moved)]
+        if config.activation_dtype == "int8" and numel:
+            rate = dev.fp16_flops * efficiency
+            for k in range(k_max):
+                if k < k_max - 1:
+                    times[k] += int8_codec_s(numel, rate, dev.memory_bandwidth_Bps, quantise=True)
+                if k > 0:
+                    times[k] += int8_codec_s(numel, rate, dev.memory_bandwidth_Bps, quantise=False)
+        out[node.name] = times
+    return out
 
 
 def node_memory_bytes(scenario: Scenario) -> dict[str, int]:
@@ -135,6 +190,48 @@ def node_memory_bytes(scenario: Scenario) -> dict[str, int]:
         elif node.device is not None:
             out[node.name] = DEVICES[node.device].memory_bytes
     return out
+
+
+def build_workload(scenario: Scenario, figures: StageFigures) -> Workload:
+    """The per-task sizes of ``scenario.workload`` over the model's ``figures``."""
+    config, workload = scenario.model, scenario.workload
+    decoder = config.large_model is not None and config.large_model.startswith(("llama", "gpt"))
+    figures_for_tokens = None
+    if workload.prompt_tokens is not None:
+        field = _WIRE_FIELD[config.activation_dtype]
+
+        def figures_for_tokens(tokens: int) -> tuple[list[float], list[int]]:
+            profile = _large_profile(config, tokens)
+            return [p.latency_s for p in profile], [int(getattr(p, field)) for p in profile]
+
+        high = workload.prompt_tokens.bounds()[1]
+        try:
+            figures_for_tokens(int(high))  # validated <= 4096: the model's context may be shorter
+        except ValueError as error:
+            raise ScenarioError(f"workload.prompt_tokens can reach {high!r} tokens: {error}") from None
+    with_device = [n for n in scenario.nodes if n.device is not None]
+    node_figures_for_tokens = None
+    if figures_for_tokens is not None and with_device:
+        def node_figures_for_tokens(tokens: int) -> dict[str, list[float]]:
+            return {name: times for name, times in node_stage_latencies_s(scenario, tokens, []).items()
+                    if scenario.node(name).device is not None}
+    return Workload(sample_bytes=figures.input_bytes, stage_latency_s=figures.latency_s,
+                    activation_bytes=figures.activation_bytes, input_bytes=workload.input_bytes,
+                    prompt_tokens=workload.prompt_tokens, fixed_tokens=config.seq_len if decoder else 0,
+                    figures_for_tokens=figures_for_tokens, node_latency_s=figures.node_latency_s,
+                    node_figures_for_tokens=node_figures_for_tokens)
+
+
+def mean_figures(figures: StageFigures, workload: Workload) -> StageFigures:
+    """``figures`` with the workload's expected input bytes, service times and activation
+    bytes (the prior the policies plan with, when task sizes vary)."""
+    if not workload.varies:
+        return figures
+    node_latency = {name: [float(x) for x in workload.mean_stage_latency_s(name)] for name in figures.node_latency_s or {}}
+    return StageFigures([float(x) for x in workload.mean_stage_latency_s()],
+                        [round(b) for b in workload.mean_activation_bytes()], figures.param_bytes,
+                        round(workload.mean_input_bytes()), figures.estimated, node_latency, figures.working_bytes,
+                        figures.kv_cache_bytes, figures.devices)
 
 
 def check_memory(scenario: Scenario, figures: StageFigures) -> None:
@@ -172,6 +269,8 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     figures = stage_figures(scenario, model)
     check_memory(scenario, figures)
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(model, figures)
+    workload = build_workload(scenario, figures)
+    figures = mean_figures(figures, workload)  # what the policies plan with
     latencies = figures.node_latency_s
     total_ues = sum(group.count for group in scenario.ue_groups)
     rngs = numpy_streams(scenario.simulation.seed, total_ues)
@@ -187,8 +286,9 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     cosim = CoSimulation(
         network=network, executor=executor, policy=policy, nodes=nodes, ues=ues,
         stage_latency_s=latencies, exponential_service=scenario.model.service_distribution == "exponential",
-        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults,
+        duration_s=scenario.simulation.duration_s, rngs=rngs, trace=trace, faults=faults, workload=workload,
     )
+    ue_distance_m = {ue.index: math.dist(ue.position_m, scenario.node(ue.serving_node).position_m) for ue in ues}
     policy_log = PolicyLog()
     control = ControlPlane(cosim=cosim, policy=policy, scenario=scenario, stage_latency_s=latencies,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(policy))
@@ -204,7 +304,7 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     def write(partial_reason: str | None) -> dict:
         """Summarise and write everything simulated so far (each file replaced atomically)."""
         reached_s = network.now()
-        tasks = tasks_frame(cosim.tasks)
+        tasks = tasks_frame(cosim.tasks, ue_distance_m)
         hops = hops_frame(trace)
         breakdown = delay_breakdown(hops, tasks, scenario.simulation.warmup_s)
         summary = summarize(

@@ -8,9 +8,14 @@ numbers).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 STREAMS = ("samples", "routing", "service", "placement")
+# Streams added later are keyed by name (a two-part spawn key, which no child of ``spawn``
+# has), so adding one leaves every older stream, and older results, unchanged.
+NAMED_STREAMS = ("task_sizes",)
 
 
 def ns3_run_number(seed: int) -> int:
@@ -24,7 +29,14 @@ def numpy_streams(seed: int, num_ues: int) -> dict[str, np.random.Generator]:
     rngs = {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
     for ue in range(num_ues):
         rngs[f"arrivals/{ue}"] = np.random.default_rng(children[len(STREAMS) + ue])
+    for name in NAMED_STREAMS:
+        rngs[name] = named_stream(seed, name)
     return rngs
+
+
+def named_stream(seed: int, name: str) -> np.random.Generator:
+    """The stream of purpose ``name``: SeedSequence(seed) with spawn key (0, crc32(name))."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, zlib.crc32(name.encode()))))
 
 
 def torch_seed(seed: int) -> int:

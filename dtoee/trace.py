@@ -20,6 +20,13 @@ TASK_COLUMNS = [
     "task_id", "ue", "entry_node", "created_s", "finished_s", "delay_s", "status", "loss_reason",
     "exit_stage", "exit_node", "confidence", "predicted", "label", "correct",
 ]
+# entry_node is the UE's serving base station (nearest eNB; with radio off, its group's node).
+# Per-task size and radio figures, written after TASK_COLUMNS:
+# input_bytes: what the task uploaded (drawn per task, see dtoee/workload.py), without the
+#   16-byte frame header; prompt_tokens: a large decoder's prompt length (0 otherwise).
+# uplink_s / downlink_s: UE -> serving server and exit server -> UE transfer times (LTE + EPC
+#   + core link; NaN if that transfer did not finish); ue_distance_m: UE to serving eNB.
+TASK_RADIO_COLUMNS = ["input_bytes", "prompt_tokens", "uplink_s", "downlink_s", "ue_distance_m"]
 HOP_COLUMNS = [
     "task_id", "kind", "src", "dst", "stage", "bytes", "start_s", "end_s", "enqueue_s", "confidence", "exited",
 ]
@@ -37,7 +44,9 @@ class Trace:
         self.hops.append((task_id, kind, src, dst, stage, nbytes, start_s, end_s, enqueue_s, confidence, exited))
 
 
-def tasks_frame(tasks) -> pd.DataFrame:
+def tasks_frame(tasks, ue_distance_m: dict[int, float] | None = None) -> pd.DataFrame:
+    """One row per task; ``ue_distance_m`` maps a UE index to its distance from its serving eNB."""
+    distance = ue_distance_m or {}
     rows = []
     for t in tasks:
         completed = t.status == "completed"
@@ -45,8 +54,11 @@ def tasks_frame(tasks) -> pd.DataFrame:
                      t.finished_s - t.created_s if completed else math.nan, t.status, t.loss_reason,
                      t.exit_stage if completed else 0, t.exit_node if completed else "",
                      t.confidence if completed else math.nan, t.predicted if completed else -1,
-                     t.label, bool(completed and t.predicted == t.label)))
-    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+                     t.label, bool(completed and t.predicted == t.label),
+                     t.size.input_bytes if t.size is not None else t.payload_bytes,
+                     t.size.tokens if t.size is not None else 0, t.uplink_s, t.downlink_s,
+                     distance.get(t.ue, math.nan)))
+    return pd.DataFrame(rows, columns=TASK_COLUMNS + TASK_RADIO_COLUMNS)
 
 
 def hops_frame(trace: Trace) -> pd.DataFrame:
@@ -84,10 +96,28 @@ def summarize(tasks: pd.DataFrame, node_busy_s: dict[str, float], node_servers: 
             "p95": stat(lambda d: np.percentile(d, 95)), "p99": stat(lambda d: np.percentile(d, 99)),
         },
         "accuracy": float(completed["correct"].mean()) if len(completed) else None,
+        **radio_figures(completed),
         "exit_share_by_stage": {str(k): (float(exits.get(k, 0)) / len(completed) if len(completed) else 0.0)
                                 for k in range(1, num_stages + 1)},
         "utilisation_by_node": {name: busy / (node_servers[name] * observed_s) for name, busy in node_busy_s.items()},
         **extra,
+    }
+
+
+def radio_figures(completed: pd.DataFrame) -> dict:
+    """Uplink and downlink time (mean, p95, s) of the given tasks, the radio's share of their
+    delay (sum of uplink + downlink over sum of delay), and their mean input bytes."""
+    if "uplink_s" not in completed.columns or not len(completed):
+        return {"uplink_s": {"mean": None, "p95": None}, "downlink_s": {"mean": None, "p95": None},
+                "radio_share": {"uplink": None, "downlink": None}, "input_bytes_mean": None}
+    up, down = completed["uplink_s"].to_numpy(float), completed["downlink_s"].to_numpy(float)
+    total = float(completed["delay_s"].sum())
+    return {
+        "uplink_s": {"mean": float(np.mean(up)), "p95": float(np.percentile(up, 95))},
+        "downlink_s": {"mean": float(np.mean(down)), "p95": float(np.percentile(down, 95))},
+        "radio_share": {"uplink": float(up.sum() / total) if total > 0 else None,
+                        "downlink": float(down.sum() / total) if total > 0 else None},
+        "input_bytes_mean": float(completed["input_bytes"].mean()),
     }
 
 

@@ -17,7 +17,9 @@ Conventions (stated in profile.json too):
   d x vocab linear, an untied copy); the last stage's head is the model's own;
 - activation sent between stages: the hidden states of all ``seq_len`` positions,
   [T, d], in fp32 / fp16 / int8 (``serialize`` wire formats);
-- parameter bytes in ``param_dtype`` (default fp16, as these models are usually served).
+- parameter bytes in ``param_dtype`` (default fp16, as these models are usually served);
+- with ``wire_dtype = "int8"`` a stage's latency also holds the (de)quantisation of what it
+  sends and receives (:func:`int8_codec_s`: an ESTIMATE, see there); fp32 / fp16 cost nothing extra.
 """
 from __future__ import annotations
 
@@ -133,18 +135,50 @@ def measure_matmul_flops(size: int = 1024, repeats: int = 5, num_threads: int | 
     return 2.0 * size**3 / float(np.median(times))
 
 
+# int8 wire format (``serialize``: absmax scale, then round): per element, quantising is
+# |x|, the running max, x / scale, round, clamp (5 operations; x read twice as fp16 and
+# written once as int8: 5 bytes); dequantising is a cast and a multiply (2 operations;
+# 1 byte read, 2 written: 3 bytes). These are counts of the kernels' work, not measurements.
+INT8_QUANTISE_OPS_PER_ELEMENT = 5
+INT8_DEQUANTISE_OPS_PER_ELEMENT = 2
+INT8_QUANTISE_BYTES_PER_ELEMENT = 5
+INT8_DEQUANTISE_BYTES_PER_ELEMENT = 3
+
+
+def int8_codec_s(numel: int, device_flops: float, memory_bytes_per_s: float | None = None, *,
+                 quantise: bool = True) -> float:
+    """ESTIMATED time to quantise (``quantise=True``) or dequantise ``numel`` activations.
+
+    Roofline of an elementwise kernel: max(ops x numel / device_flops, bytes x numel /
+    memory_bytes_per_s). Without a memory bandwidth (the FLOP/s-only device model) only the
+    first term counts, a lower bound: such kernels are memory-bound on real devices, so a
+    device profile with its memory bandwidth should pass ``memory_bytes_per_s``.
+    """
+    ops = INT8_QUANTISE_OPS_PER_ELEMENT if quantise else INT8_DEQUANTISE_OPS_PER_ELEMENT
+    moved = INT8_QUANTISE_BYTES_PER_ELEMENT if quantise else INT8_DEQUANTISE_BYTES_PER_ELEMENT
+    compute_s = ops * numel / device_flops
+    memory_s = moved * numel / memory_bytes_per_s if memory_bytes_per_s else 0.0
+    return max(compute_s, memory_s)
+
+
 def large_model_profile(name: str, num_stages: int, device_flops: float | None = None, *, seq_len: int = 512,
-                        param_dtype: str = "fp16", num_threads: int | None = 1) -> list[StageProfile]:
+                        param_dtype: str = "fp16", num_threads: int | None = 1,
+                        wire_dtype: str = "fp32") -> list[StageProfile]:
     """Estimated StageProfiles of the named model (``LARGE_MODELS``) cut into ``num_stages``.
 
     device_flops: FLOP/s of the target device; None = measured here by ``measure_matmul_flops``.
     seq_len: tokens per task (prompt length), 1..max_positions.
+    wire_dtype: format of the activations sent between stages; "int8" adds the estimated
+        quantisation of stage k's output (k < K) and dequantisation of its input (k > 1)
+        to stage k's latency.
     """
     if name not in LARGE_MODELS:
         raise ValueError(f"name={name!r}: must be one of {sorted(LARGE_MODELS)}")
     arch = LARGE_MODELS[name]
     if not isinstance(seq_len, int) or not 1 <= seq_len <= arch.max_positions:
         raise ValueError(f"seq_len={seq_len!r}: must be an int in 1..{arch.max_positions}")
+    if wire_dtype not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"wire_dtype={wire_dtype!r}: must be one of ['fp16', 'fp32', 'int8']")
     if param_dtype not in _DTYPE_BYTES:
         raise ValueError(f"param_dtype={param_dtype!r}: must be one of {sorted(_DTYPE_BYTES)}")
     if device_flops is None:
@@ -161,6 +195,9 @@ def large_model_profile(name: str, num_stages: int, device_flops: float | None =
         params = len(layers) * arch.layer_params() + arch.head_params() + (arch.embedding_params() if k == 1 else 0)
         flops = len(layers) * arch.layer_flops(seq_len) + arch.head_flops()
         latency_s = flops / device_flops
+        if wire_dtype == "int8":
+            latency_s += (int8_codec_s(act_numel, device_flops, quantise=True) if k < num_stages else 0.0) + \
+                         (int8_codec_s(act_numel, device_flops, quantise=False) if k > 1 else 0.0)
         out.append(StageProfile(
             stage=k, latency_s=latency_s, latency_p95_s=latency_s,
             activation_bytes=activation_size_bytes(act_numel, "fp32"), param_bytes=params * pb, flops=int(flops),

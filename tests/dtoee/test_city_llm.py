@@ -25,15 +25,21 @@ def test_city_llm_places_llama_7b_within_every_nodes_memory():
     check_memory(scenario, figures)  # passes: raises ScenarioError otherwise
     memory = node_memory_bytes(scenario)
     assert set(memory) == {n.name for n in scenario.nodes}  # every node is checked
-    costs = decoder_stage_costs("llama-2-7b", scenario.model.num_stages, scenario.model.seq_len)
+    # Memory is checked at the longest prompt the workload can draw (the worst KV cache).
+    longest = int(scenario.workload.prompt_tokens.bounds()[1])
+    assert longest > scenario.model.seq_len
+    worst = decoder_stage_costs("llama-2-7b", scenario.model.num_stages, longest)
+    assert figures.kv_cache_bytes == [c.kv_cache_bytes for c in worst]
+    costs = worst
     for node in scenario.nodes:
         need = node_memory_need_bytes(node.stages, [c.param_bytes for c in costs], [c.working_bytes for c in costs],
                                       [c.kv_cache_bytes for c in costs], node.servers)
         assert need <= memory[node.name] == DEVICES[node.device].memory_bytes
         # fp16 weights dominate: ~4.3-5.0 GB per stage of LLaMA-2-7B.
         assert need > 4e9 * len(node.stages)
-    # At least three kinds of device, and service times are their rooflines.
+    # At least three kinds of device, and service times (at the reference length) are their rooflines.
     assert len({n.device for n in scenario.nodes}) >= 3
+    costs = decoder_stage_costs("llama-2-7b", scenario.model.num_stages, scenario.model.seq_len)
     for node in scenario.nodes:
         expected = [roofline_latency_s(c.flops, c.bytes_moved, node.device) for c in costs]
         assert figures.node_latency_s[node.name] == pytest.approx(expected)
@@ -51,7 +57,7 @@ def test_the_same_model_on_too_little_memory_fails_naming_node_stages_and_bytes(
                              "--set", "nodes.2.memory_bytes=8e9"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    costs = decoder_stage_costs("llama-2-7b", 3, load_scenario(CITY_LLM).model.seq_len)
+    costs = decoder_stage_costs("llama-2-7b", 3, 1024)
     params = costs[1].param_bytes + costs[2].param_bytes
     for needle in ("'bs2'", "[2, 3]", f"{params} parameter bytes", "KV-cache bytes", "has 8000000000 bytes"):
         assert needle in message, (needle, message)
@@ -62,7 +68,7 @@ def test_servers_multiply_the_per_task_memory():
     # bs2 (a 16 GB T4) with c tasks in service holds c working sets and KV caches: the
     # largest c that fits passes, one more fails.
     base = load_scenario(CITY_LLM)
-    costs = decoder_stage_costs("llama-2-7b", 3, base.model.seq_len)
+    costs = decoder_stage_costs("llama-2-7b", 3, int(base.workload.prompt_tokens.bounds()[1]))
     params = costs[1].param_bytes + costs[2].param_bytes
     per_task = max(c.working_bytes + c.kv_cache_bytes for c in costs[1:])
     fits = (DEVICES["t4"].memory_bytes - params) // per_task
