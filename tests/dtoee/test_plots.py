@@ -65,3 +65,28 @@ def test_run_delay_cdf_describes_the_tasks_the_summary_does(tmp_path, monkeypatc
     assert len(cdf) == 50 and max(cdf) == pytest.approx(50.0)
     over_time = drawn["delay_over_time.png"].axes[0].lines[0].get_ydata()
     assert np.nanmax(over_time) == pytest.approx(2000.0)
+
+
+def test_run_breakdown_plot_draws_the_breakdown_of_the_hops(tmp_path, monkeypatch):
+    import json
+
+    from dtoee import plots
+    from dtoee.analysis import delay_breakdown
+
+    from .test_delay_breakdown import synthetic
+
+    hops, tasks = synthetic()
+    hops.to_parquet(tmp_path / "hops.parquet")
+    tasks.to_parquet(tmp_path / "tasks.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps({"scenario": "t", "seed": 1, "measured_from_s": 0.9,
+                                                       "stage_figures_estimated": True}))
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    plots.run_plots(tmp_path, tmp_path / "plots")
+    ax = drawn["delay_breakdown.png"].axes[0]
+    widths = {bar.get_label(): bar.patches[0].get_width() for bar in ax.containers}
+    expected = delay_breakdown(hops, tasks, 0.9)["mean_s"]
+    assert widths["radio"] == pytest.approx(expected["radio"] * 1e3)
+    assert widths["backhaul"] == pytest.approx(15.0)
+    assert widths["compute (ESTIMATED service times)"] == pytest.approx(expected["compute"] * 1e3)
+    assert "other" not in widths  # zero here: not drawn
