@@ -235,6 +235,8 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
         _log_if_wide(axes[0], delay_means)
         for ax, ylabel in ((axes[0], "mean delay (ms)"), (axes[1], "accuracy")):
             ax.set(xlabel=key, ylabel=ylabel)
+            if numeric and min(values) > 0 and max(values) / min(values) >= 100:
+                ax.set_xscale("log")  # e.g. backhaul.rate_bps over decades
             if not numeric:
                 ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=20, fontsize=7)
             ax.grid(alpha=0.3)
