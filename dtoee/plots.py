@@ -169,7 +169,7 @@ def breakdown_bars(ax, labels: list[str], parts: list[dict], estimated: bool = F
         left += values
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("mean delay per task (ms)")
-    ax.legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(alpha=0.3, axis="x")
 
 
@@ -263,11 +263,12 @@ def _sweep_breakdown(frame: pd.DataFrame, key: str, values: list, others: list[s
             at = rows[rows[key] == value]
             if at.empty:
                 continue
-            labels.append(f"{key}={value}" + (f" | {name}" if name else ""))
+            shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            labels.append(f"{key.split('.')[-1]}={shown}" + (f" | {name}" if name else ""))
             parts.append({p: float(at[f"delay_breakdown_s.{p}"].mean()) if f"delay_breakdown_s.{p}" in at.columns
                           else None for p in BREAKDOWN_PARTS})
     estimated = bool(frame["stage_figures_estimated"].any()) if "stage_figures_estimated" in frame.columns else False
-    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.3 * len(labels)))
+    fig, ax = plt.subplots(figsize=(8.5, 1.4 + 0.3 * len(labels)))
     breakdown_bars(ax, labels, parts, estimated)
     ax.set_ylabel(f"mean over seeds", fontsize=7)
     return _save(fig, path)
