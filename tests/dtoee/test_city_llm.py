@@ -85,3 +85,37 @@ def test_bad_device_input_is_refused(tmp_path):
         load_scenario(CITY_LLM, ["nodes.1.device=gtx-1080"])
     with pytest.raises(ScenarioError, match=r"device = 'l4' with model.stage_latency_s set"):
         load_scenario(CITY_LLM, ["model.stage_latency_s=[0.01, 0.01, 0.01]"])
+
+
+@pytest.mark.ns3
+def test_readme_first_command_runs_city_llm_end_to_end(tmp_path):
+    """The README's first command (``dtoee run scenarios/city_llm.toml``), shortened to a few
+    simulated seconds: LTE, four devices, DTO-EE, prompts of varying length."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "dtoee.cli", "run", str(CITY_LLM), "--out", str(out), "--no-progress",
+                             "--set", "simulation.duration_s=4", "--set", "simulation.warmup_s=1",
+                             "--set", "simulation.drain_s=3"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    tasks = pd.read_parquet(out / "tasks.parquet")
+    hops = pd.read_parquet(out / "hops.parquet")
+    counts = summary["counts_by_status"]
+    assert counts["completed"] + counts["lost"] + counts["in_flight"] == len(tasks) > 20
+    assert counts["completed"] >= 0.9 * len(tasks)
+    assert summary["stage_figures_estimated"] is True and summary["large_model"] == "llama-2-7b"
+    assert all(label.startswith("estimated (roofline)") for label in summary["devices"].values())
+    # Offloads before stage 1 forward the prompt's int32 token ids; later ones carry the
+    # task's hidden states in fp16.
+    offloads = hops[hops["kind"] == "offload"]
+    assert (offloads["stage"] >= 2).any()
+    tokens = offloads["task_id"].map(tasks.set_index("task_id")["prompt_tokens"]).to_numpy()
+    per_token = (offloads["stage"] >= 2).to_numpy() * (4096 * 2 - 4) + 4
+    assert (offloads["bytes"].to_numpy() == tokens * per_token).all()
+    # The breakdown adds up to the mean delay of the measured tasks.
+    parts = summary["delay_breakdown_s"]
+    assert sum(parts.values()) == pytest.approx(summary["delay_s"]["mean"], rel=1e-9)
+    assert parts["radio"] > 0 and parts["compute"] > 0
