@@ -2,7 +2,7 @@
 
 One home each for the figures that tables and plots share: the windowed mean delay over
 creation time, the settling time after a change, and the mean over seeds with its 95%
-t-interval.
+t-interval; and where a run's delay went (radio, backhaul, queues, compute).
 """
 
 from __future__ import annotations
@@ -90,3 +90,48 @@ def settling_time(tasks: pd.DataFrame, change_s: float, window_s: float = 5.0, t
             break
     return {"steady_delay_s": steady, "settling_s": settled_s, "window_s": window_s, "tolerance": tolerance,
             "windows": after.assign(within=within.to_numpy())}
+
+
+BREAKDOWN_PARTS = ("radio", "backhaul", "queue", "compute", "other")
+
+
+def delay_breakdown(hops: pd.DataFrame, tasks: pd.DataFrame, measured_from_s: float = 0.0) -> dict:
+    """Where the response delay of the completed tasks went, from ``hops.parquet``.
+
+    For each completed task created at or after ``measured_from_s`` (the summary's tasks)::
+
+        radio    = sum over its uplink and result hops of (end_s - start_s)
+                   (UE <-> eNB over LTE plus the site's core link to its server)
+        backhaul = sum over its offload hops of (end_s - start_s)   (activations between servers)
+        queue    = sum over its service hops of (start_s - enqueue_s)
+        compute  = sum over its service hops of (end_s - start_s)
+        other    = delay_s - (radio + backhaul + queue + compute)
+
+    ``other`` is 0 up to rounding when every hop follows the previous one at once (the
+    co-simulation's normal path); waits for a re-offload after a crash show up there.
+
+    Returns ``{"tasks": n, "mean_s": {part: mean seconds per task}, "share": {part: share of
+    the mean delay}, "mean_delay_s": ...}``; shares sum to 1. With no such task, means and
+    shares are NaN.
+    """
+    done = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+    ids = done["task_id"].to_numpy()
+    mine = hops[hops["task_id"].isin(ids)]
+    duration = mine["end_s"] - mine["start_s"]
+    part = pd.Series(np.select([mine["kind"].isin(["uplink", "result"]), mine["kind"] == "offload",
+                                mine["kind"] == "service"], ["radio", "backhaul", "compute"], "none"),
+                     index=mine.index)
+    per_task = pd.DataFrame(0.0, index=pd.Index(ids, name="task_id"), columns=list(BREAKDOWN_PARTS))
+    for name in ("radio", "backhaul", "compute"):
+        rows = part == name
+        per_task[name] = duration[rows].groupby(mine.loc[rows, "task_id"]).sum().reindex(ids, fill_value=0.0).to_numpy()
+    services = mine[mine["kind"] == "service"]
+    waits = (services["start_s"] - services["enqueue_s"]).groupby(services["task_id"]).sum()
+    per_task["queue"] = waits.reindex(ids, fill_value=0.0).to_numpy()
+    delay = done.set_index("task_id")["delay_s"].reindex(ids).to_numpy()
+    per_task["other"] = delay - per_task[["radio", "backhaul", "queue", "compute"]].sum(axis=1).to_numpy()
+    n = len(ids)
+    mean_delay = float(delay.mean()) if n else math.nan
+    means = {p: (float(per_task[p].mean()) if n else math.nan) for p in BREAKDOWN_PARTS}
+    shares = {p: (means[p] / mean_delay if n and mean_delay > 0 else math.nan) for p in BREAKDOWN_PARTS}
+    return {"tasks": n, "mean_delay_s": mean_delay, "mean_s": means, "share": shares}

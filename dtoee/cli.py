@@ -158,7 +158,7 @@ def cmd_profile(args) -> int:
     check_output_dir(args.out, "--out")
     try:
         paths = write_profile(args.model, args.out, seed=args.seed, num_stages=args.stages,
-                              device_flops=args.device_flops, seq_len=args.seq_len)
+                              device_flops=args.device_flops, seq_len=args.seq_len, device=args.device)
     except ValueError as error:  # bad model name, stage count, sequence length
         raise ScenarioError(f"dtoee profile: {error}") from None
     for kind, path in paths.items():
@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--device-flops", type=float, default=None,
                          help="FLOP/s for large-model latency estimates (default: measured here)")
     profile.add_argument("--seq-len", type=int, default=512)
+    profile.add_argument("--device", help="a named device of inference/devices.py (e.g. l4, t4, "
+                         "jetson-agx-orin-64gb): large-model latency from its roofline (ESTIMATED)")
     profile.set_defaults(func=cmd_profile)
 
     build = sub.add_parser("build", help="compile the ns3_glue C++ library (done on first use anyway)")

@@ -236,6 +236,10 @@ def comparison_plots(root: Path, results: pd.DataFrame, out: Path, meta: dict | 
                                          out / name)
         if path is not None:
             paths.append(path)
+    path = figures.breakdown_by_policy_plot(at_middle, policies, f"load {middle:g}, mean over seeds",
+                                            out / "delay_breakdown.png")
+    if path is not None:
+        paths.append(path)
     # Convergence: the reference's thresholds and offloading over time (first seed, middle load).
     reference = meta.get("reference", policies[0])
     adaptive = at_middle[at_middle["policy.kind"] == reference].sort_values("seed")

@@ -99,6 +99,9 @@ class ModelConfig(_Frozen):
         "vit-* see one 224 px image per task (seq_len does not apply)")
     seq_len: int = Field(512, ge=1, le=4096, description="tokens per task, for large_model")
     device_flops: float = Field(1e14, gt=0, le=1e18, description="FLOP/s of a speed_factor-1 server, for large_model")
+    roofline_efficiency: float | None = Field(
+        None, gt=0, le=1, description="share of a device's fp16 peak reached, for nodes that name a device "
+        "(None: inference.devices.ROOFLINE_EFFICIENCY)")
 
     @model_validator(mode="after")
     def _latencies(self) -> "ModelConfig":
@@ -172,7 +175,19 @@ class NodeConfig(_Frozen):
     servers: int = Field(1, ge=1, le=1024)
     stages: list[int] = Field(min_length=1, description="1-based stages this server hosts")
     queue_capacity: int | None = Field(None, ge=0, le=10**7, description="tasks waiting (not in service); None = unbounded")
-    memory_bytes: float | None = Field(None, gt=0, le=1e15, description="server memory for stage parameters + working memory")
+    memory_bytes: float | None = Field(None, gt=0, le=1e15, description="server memory for stage parameters + working "
+                                       "memory + KV cache (default: the device's memory when a device is named)")
+    device: str | None = Field(None, description="a named device of inference/devices.py (e.g. 'l4'): service "
+                               "times from its roofline (ESTIMATED), divided by speed_factor")
+
+    @model_validator(mode="after")
+    def _device(self) -> "NodeConfig":
+        if self.device is not None:
+            from inference.devices import DEVICES  # only scenarios that name a device pay the import
+
+            if self.device not in DEVICES:
+                raise ValueError(f"device = {self.device!r}; allowed: one of {sorted(DEVICES)}")
+        return self
 
 
 class UeGroupConfig(_Frozen):
@@ -393,6 +408,10 @@ class Scenario(_Frozen):
                     raise ValueError(
                         f"nodes[{index}].stages contains {stage}; allowed: 1..model.num_stages = {num_stages}"
                     )
+        devices = [i for i, node in enumerate(self.nodes) if node.device is not None]
+        if devices and self.model.stage_latency_s is not None:
+            raise ValueError(f"nodes[{devices[0]}].device = {self.nodes[devices[0]].device!r} with model.stage_latency_s "
+                             "set; allowed: one of them (a device's latency comes from the model's FLOPs and bytes)")
         for stage in range(1, num_stages + 1):
             if not any(stage in node.stages for node in self.nodes):
                 raise ValueError(f"nodes[*].stages: no node hosts stage {stage}; allowed: every stage 1..{num_stages} hosted")

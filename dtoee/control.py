@@ -72,9 +72,11 @@ class NodeKnowledge:
     """Every node's estimators, fed only by completions the co-simulation reports
     (an :class:`~dtoee.cosim.Observer`)."""
 
-    def __init__(self, scenario: Scenario, stage_latency_s: list[float]) -> None:
+    def __init__(self, scenario: Scenario, stage_latency_s: dict[str, list[float]]) -> None:
+        """``stage_latency_s``: {node: latency of each stage at speed 1 on that node's device}
+        (the profile: each estimator's prior until it has samples)."""
         self.services = {
-            node.name: ServiceRateEstimator({k: stage_latency_s[k - 1] for k in node.stages}, servers=node.servers,
+            node.name: ServiceRateEstimator({k: stage_latency_s[node.name][k - 1] for k in node.stages}, servers=node.servers,
                                             speed_prior=node.speed_factor)
             for node in scenario.nodes if node.stages
         }
@@ -103,7 +105,7 @@ class ControlPlane:
     network only for time (``now``, ``call_later``). ``scenario`` is read, never changed.
     """
 
-    def __init__(self, *, cosim: CoSimulation, policy, scenario: Scenario, stage_latency_s: list[float], network,
+    def __init__(self, *, cosim: CoSimulation, policy, scenario: Scenario, stage_latency_s: dict[str, list[float]], network,
                  policy_log: PolicyLog, adaptive: bool, smoothing: float = 0.5) -> None:
         self.cosim = cosim
         self.policy = policy

@@ -178,7 +178,7 @@ class CoSimulation:
         policy: Policy,
         nodes: list[NodeState],
         ues: list[UePlacement],
-        stage_latency_s: list[float],
+        stage_latency_s: dict[str, list[float]],
         exponential_service: bool,
         duration_s: float,
         rngs: dict[str, np.random.Generator],
@@ -215,8 +215,8 @@ class CoSimulation:
         self.before_arrival = before_arrival
         # What each task carries and costs; by default every task has the model's own figures.
         self.workload = workload or Workload(
-            sample_bytes=executor.input_bytes, stage_latency_s=stage_latency_s,
-            activation_bytes=[0] * executor.num_stages)
+            sample_bytes=executor.input_bytes, stage_latency_s=next(iter(stage_latency_s.values())),
+            node_latency_s=stage_latency_s, activation_bytes=[0] * executor.num_stages)
         self.tasks: list[Task] = []
         self.done = 0
         self.lost = 0
@@ -311,7 +311,7 @@ class CoSimulation:
         while node.busy < node.servers and node.queue:
             task, enqueued_s, sent_s = node.queue.popleft()
             node.in_service[task.task_id] = (task, sent_s)
-            service_s = self.workload.stage_latency_s(task.size)[task.stage - 1] / node.speed_factor
+            service_s = self.workload.stage_latency_s(task.size, node.name)[task.stage - 1] / node.speed_factor
             if self.exponential_service:
                 service_s = self.rngs["service"].exponential(service_s)
             start_s, epoch = self.net.now(), node.epoch

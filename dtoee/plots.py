@@ -2,12 +2,15 @@
 which (``dtoee.experiments.plot_directory``).
 
 * run (``summary.json``): delay CDF, windowed mean delay over time, exit share per stage,
-  utilisation per node, thresholds over time (``policy.parquet``);
+  utilisation per node, thresholds over time (``policy.parquet``), where the delay went
+  (radio, backhaul, queues, compute: ``dtoee.analysis.delay_breakdown`` of ``hops.parquet``);
 * sweep (``results.parquet``): mean delay and accuracy against each swept value (95%
-  interval over seeds), one line per combination of the other swept values;
+  interval over seeds), one line per combination of the other swept values; the delay
+  breakdown per swept value (and per policy, when ``policy.kind`` is swept);
 * comparison: the figure functions below take plain frames and arrays;
   ``dtoee.compare.comparison_plots`` reads the runs and calls them (delay and accuracy vs
-  load, delay CDF, exit share per stage, per-node utilisation, convergence, adaptation).
+  load, delay CDF, exit share per stage, per-node utilisation, delay breakdown per policy,
+  convergence, adaptation).
 
 Means and intervals come from ``dtoee.analysis.mean_ci`` (no interval from one seed: no bar),
 windowed delays from ``dtoee.analysis.windowed_mean_delay``.
@@ -133,7 +136,40 @@ def run_plots(run_dir: Path, out: Path) -> list[Path]:
         policy = pd.read_parquet(policy_path)
         if policy["time_s"].nunique() > 1:
             paths.append(policy_plot(policy, out / "policy_over_time.png", title=summary.get("policy", "")))
+    hops_path = run_dir / "hops.parquet"
+    if hops_path.exists() and not measured.empty:
+        from dtoee.analysis import delay_breakdown
+
+        parts = delay_breakdown(pd.read_parquet(hops_path), tasks, warmup_s)["mean_s"]
+        fig, ax = plt.subplots(figsize=(6.5, 2.6))
+        breakdown_bars(ax, [f"{summary.get('policy', 'run')}"], [parts], summary.get("stage_figures_estimated", False))
+        ax.set_ylabel(f"{summary['scenario']} seed {summary['seed']}", fontsize=7)
+        paths.append(_save(fig, out / "delay_breakdown.png"))
     return paths
+
+
+BREAKDOWN_COLOURS = {"radio": "tab:blue", "backhaul": "tab:orange", "queue": "tab:red", "compute": "tab:green",
+                     "other": "tab:gray"}
+
+
+def breakdown_bars(ax, labels: list[str], parts: list[dict], estimated: bool = False) -> None:
+    """Horizontal stacked bars, one per label: mean ms per task on the radio (LTE up and down,
+    with the core link), the backhaul, in queues and in compute (``delay_breakdown``'s parts)."""
+    from dtoee.analysis import BREAKDOWN_PARTS
+
+    left = np.zeros(len(labels))
+    for part in BREAKDOWN_PARTS:
+        values = np.array([p.get(part) if p.get(part) is not None else np.nan for p in parts], float) * 1e3
+        values = np.nan_to_num(values)
+        if part == "other" and np.all(np.abs(values) < 1e-6):
+            continue
+        name = "compute (ESTIMATED service times)" if part == "compute" and estimated else part
+        ax.barh(range(len(labels)), values, left=left, color=BREAKDOWN_COLOURS[part], label=name)
+        left += values
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("mean delay per task (ms)")
+    ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.grid(alpha=0.3, axis="x")
 
 
 def policy_plot(policy: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -198,6 +234,8 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
         _log_if_wide(axes[0], delay_means)
         for ax, ylabel in ((axes[0], "mean delay (ms)"), (axes[1], "accuracy")):
             ax.set(xlabel=key, ylabel=ylabel)
+            if numeric and min(values) > 0 and max(values) / min(values) >= 100:
+                ax.set_xscale("log")  # e.g. backhaul.rate_bps over decades
             if not numeric:
                 ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=20, fontsize=7)
             ax.grid(alpha=0.3)
@@ -205,7 +243,34 @@ def sweep_plots(results: pd.DataFrame, out: Path, sweep_info: dict | None = None
             axes[0].legend(fontsize=7)
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in key)
         paths.append(_save(fig, out / f"sweep_{safe}.png"))
+        if key != "policy.kind" and "delay_breakdown_s.compute" in frame.columns:
+            paths.append(_sweep_breakdown(frame, key, values, others, out / f"breakdown_{safe}.png"))
     return paths
+
+
+def _sweep_breakdown(frame: pd.DataFrame, key: str, values: list, others: list[str], path: Path) -> Path:
+    """Mean (over seeds) delay breakdown for each value of ``key`` x combination of the others."""
+    from dtoee.analysis import BREAKDOWN_PARTS
+
+    plt = _plt()
+    labels, parts = [], []
+    groups = frame.groupby(others, sort=True) if others else [((), frame)]
+    for label, rows in groups:
+        label = label if isinstance(label, tuple) else (label,)
+        name = ", ".join(f"{v}" for v in label)
+        for value in values:
+            at = rows[rows[key] == value]
+            if at.empty:
+                continue
+            shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            labels.append(f"{key.split('.')[-1]}={shown}" + (f" | {name}" if name else ""))
+            parts.append({p: float(at[f"delay_breakdown_s.{p}"].mean()) if f"delay_breakdown_s.{p}" in at.columns
+                          else None for p in BREAKDOWN_PARTS})
+    estimated = bool(frame["stage_figures_estimated"].any()) if "stage_figures_estimated" in frame.columns else False
+    fig, ax = plt.subplots(figsize=(8.5, 1.4 + 0.3 * len(labels)))
+    breakdown_bars(ax, labels, parts, estimated)
+    ax.set_ylabel(f"mean over seeds", fontsize=7)
+    return _save(fig, path)
 
 
 # Comparison (figures from plain data; dtoee/compare.py reads the runs and calls these) ----
@@ -241,6 +306,23 @@ def delay_cdf_plot(delays_s: dict[str, np.ndarray], title: str, path: Path) -> P
     ax.set(xlabel="response delay (ms)", ylabel="CDF", xscale="log", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def breakdown_by_policy_plot(runs: pd.DataFrame, policies: list[str], title: str, path: Path) -> Path | None:
+    """Where the delay goes (radio, backhaul, queues, compute), one bar per policy: the mean
+    over ``runs`` of each part of ``delay_breakdown_s``. None if the runs carry no breakdown."""
+    from dtoee.analysis import BREAKDOWN_PARTS
+
+    if "delay_breakdown_s.compute" not in runs.columns:
+        return None
+    plt = _plt()
+    parts = [{p: float(runs.loc[runs["policy.kind"] == policy, f"delay_breakdown_s.{p}"].mean())
+              for p in BREAKDOWN_PARTS if f"delay_breakdown_s.{p}" in runs.columns} for policy in policies]
+    estimated = bool(runs["stage_figures_estimated"].any()) if "stage_figures_estimated" in runs.columns else False
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.3 * len(policies)))
+    breakdown_bars(ax, policies, parts, estimated)
+    ax.set_ylabel(title, fontsize=7)
     return _save(fig, path)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dtoee.analysis import delay_breakdown
 from dtoee.config import Scenario, ScenarioError, check_service_times
 from dtoee.cosim import CoSimulation, FaultHandling, NodeState
 from dtoee.execution import LiveExecutor, ReplayExecutor
@@ -71,13 +72,22 @@ def load_model(scenario: Scenario):
 class StageFigures:
     """Per stage k (index k-1): service time at speed 1, bytes offloaded after it, parameter
     bytes; plus the input size. Measured (the trained model's profile) or ESTIMATED (a named
-    large model's architecture), then overridden by ``model.stage_latency_s`` if given."""
+    large model's architecture), then overridden by ``model.stage_latency_s`` if given.
+
+    ``node_latency_s[node][k-1]``: the service time on that node at speed_factor 1: the
+    roofline estimate on the node's device (``inference.devices``) when it names one, else
+    ``latency_s``. ``working_bytes`` / ``kv_cache_bytes``: memory one task in service holds
+    at stage k (``inference.placement``). ``devices``: node -> how its times were estimated."""
 
     latency_s: list[float]
     activation_bytes: list[int]
     param_bytes: list[int]
     input_bytes: int
     estimated: bool
+    node_latency_s: dict[str, list[float]] = None
+    working_bytes: list[int] = None
+    kv_cache_bytes: list[int] = None
+    devices: dict[str, str] = None
 
 
 _WIRE_FIELD = {"fp32": "activation_bytes", "fp16": "activation_bytes_fp16", "int8": "activation_bytes_int8"}
@@ -91,21 +101,105 @@ def _large_profile(config, seq_len: int | None):
 
 
 def stage_figures(scenario: Scenario, model) -> StageFigures:
+    """The model's figures at ``model.seq_len`` tokens (for a large decoder), each node's
+    service times, and the memory a task in service holds at the longest prompt the
+    workload can draw (the memory check's worst case)."""
     config = scenario.model
     field = _WIRE_FIELD[config.activation_dtype]
-    if config.large_model is not None:
-        from inference.large_models import LARGE_MODELS, is_vision
+    from inference.large_models import LARGE_MODELS, is_vision
 
+    if config.large_model is not None:
+        from inference.devices import decoder_stage_costs
+
+        estimated = True
         if is_vision(config.large_model):  # one image: tokens fixed by the architecture
             profile, input_bytes = _large_profile(config, None), LARGE_MODELS[config.large_model].input_bytes
+            working, kv = None, [0] * config.num_stages  # no KV cache; working memory from activations below
         else:
             profile, input_bytes = _large_profile(config, config.seq_len), 4 * config.seq_len  # int32 token ids
-        estimated = True
+            longest = (int(scenario.workload.prompt_tokens.bounds()[1]) if scenario.workload.prompt_tokens
+                       else config.seq_len)
+            worst = decoder_stage_costs(config.large_model, config.num_stages, min(longest, 4096))
+            working, kv = [c.working_bytes for c in worst], [c.kv_cache_bytes for c in worst]
     else:
         profile, input_bytes, estimated = model.profile, model.input_bytes, False
+        working, kv = None, [0] * len(profile)
+    activation = [int(getattr(p, field)) for p in profile]
+    if working is None:  # the largest activation in or out of the stage, one task at a time
+        working = [max(input_bytes if k == 0 else activation[k - 1], activation[k]) for k in range(len(profile))]
     latency = list(config.stage_latency_s or [p.latency_s for p in profile])
-    return StageFigures(latency, [int(getattr(p, field)) for p in profile], [int(p.param_bytes) for p in profile],
-                        int(input_bytes), estimated)
+    decoder = config.large_model is not None and not is_vision(config.large_model)
+    node_latency = node_stage_latencies_s(scenario, config.seq_len, latency, None if decoder else profile,
+                                          input_bytes)
+    devices = {n.name: device_label(n.device, _efficiency(config)) for n in scenario.nodes if n.device is not None}
+    return StageFigures(latency, activation, [int(p.param_bytes) for p in profile], int(input_bytes),
+                        estimated or bool(devices), node_latency, working, kv, devices)
+
+
+def _efficiency(config) -> float:
+    from inference.devices import ROOFLINE_EFFICIENCY
+
+    return config.roofline_efficiency or ROOFLINE_EFFICIENCY
+
+
+def device_label(name: str, efficiency: float) -> str:
+    from inference.devices import device_label as label
+
+    return label(name, efficiency)
+
+
+def node_stage_latencies_s(scenario: Scenario, tokens: int, default_s: list[float], profile=None,
+                           input_bytes: int = 0) -> dict[str, list[float]]:
+    """Service time of each stage at speed_factor 1 on every node, for a task of ``tokens``
+    prompt tokens (large decoders) or the trained model's ``profile`` (FLOPs and bytes).
+
+    A node that names a device: the roofline of the stage on it (``inference.devices``),
+    plus, with the int8 wire format, the (de)quantisation of what the stage sends and
+    receives as an elementwise roofline on the same device. Other nodes: ``default_s``."""
+    from inference.devices import DEVICES, decoder_stage_costs, roofline_latency_s
+    from inference.large_models import LARGE_MODELS, int8_codec_s
+
+    config = scenario.model
+    efficiency = _efficiency(config)
+    k_max = config.num_stages
+    if profile is None:
+        costs = decoder_stage_costs(config.large_model, k_max, tokens)
+        flops, moved = [c.flops for c in costs], [c.bytes_moved for c in costs]
+        numel = tokens * LARGE_MODELS[config.large_model].dim
+    else:
+        flops = [p.flops for p in profile]
+        ins = [input_bytes] + [p.activation_bytes for p in profile[:-1]]
+        moved = [p.param_bytes + i + p.activation_bytes for p, i in zip(profile, ins)]
+        numel = 0  # the small models' wire format is already in their measured profile
+    out = {}
+    for node in scenario.nodes:
+        if node.device is None:
+            out[node.name] = list(default_s)
+            continue
+        dev = DEVICES[node.device]
+        times = [roofline_latency_s(f, b, dev, efficiency) for f, b in zip(flops, moved)]
+        if config.activation_dtype == "int8" and numel:
+            rate = dev.fp16_flops * efficiency
+            for k in range(k_max):
+                if k < k_max - 1:
+                    times[k] += int8_codec_s(numel, rate, dev.memory_bandwidth_Bps, quantise=True)
+                if k > 0:
+                    times[k] += int8_codec_s(numel, rate, dev.memory_bandwidth_Bps, quantise=False)
+        out[node.name] = times
+    return out
+
+
+def node_memory_bytes(scenario: Scenario) -> dict[str, int]:
+    """Memory of each node that declares one: ``memory_bytes``, else its device's memory."""
+    from inference.devices import DEVICES
+
+    out = {}
+    for node in scenario.nodes:
+        if node.memory_bytes is not None:
+            out[node.name] = int(node.memory_bytes)
+        elif node.device is not None:
+            out[node.name] = DEVICES[node.device].memory_bytes
+    return out
 
 
 def build_workload(scenario: Scenario, figures: StageFigures) -> Workload:
@@ -125,10 +219,17 @@ def build_workload(scenario: Scenario, figures: StageFigures) -> Workload:
             figures_for_tokens(int(high))  # validated <= 4096: the model's context may be shorter
         except ValueError as error:
             raise ScenarioError(f"workload.prompt_tokens can reach {high!r} tokens: {error}") from None
+    with_device = [n for n in scenario.nodes if n.device is not None]
+    node_figures_for_tokens = None
+    if figures_for_tokens is not None and with_device:
+        def node_figures_for_tokens(tokens: int) -> dict[str, list[float]]:
+            return {name: times for name, times in node_stage_latencies_s(scenario, tokens, []).items()
+                    if scenario.node(name).device is not None}
     return Workload(sample_bytes=figures.input_bytes, stage_latency_s=figures.latency_s,
                     activation_bytes=figures.activation_bytes, input_bytes=workload.input_bytes,
                     prompt_tokens=workload.prompt_tokens, fixed_tokens=config.seq_len if decoder else 0,
-                    figures_for_tokens=figures_for_tokens)
+                    figures_for_tokens=figures_for_tokens, node_latency_s=figures.node_latency_s,
+                    node_figures_for_tokens=node_figures_for_tokens)
 
 
 def mean_figures(figures: StageFigures, workload: Workload) -> StageFigures:
@@ -136,24 +237,26 @@ def mean_figures(figures: StageFigures, workload: Workload) -> StageFigures:
     bytes (the prior the policies plan with, when task sizes vary)."""
     if not workload.varies:
         return figures
+    node_latency = {name: [float(x) for x in workload.mean_stage_latency_s(name)] for name in figures.node_latency_s or {}}
     return StageFigures([float(x) for x in workload.mean_stage_latency_s()],
                         [round(b) for b in workload.mean_activation_bytes()], figures.param_bytes,
-                        round(workload.mean_input_bytes()), figures.estimated)
+                        round(workload.mean_input_bytes()), figures.estimated, node_latency, figures.working_bytes,
+                        figures.kv_cache_bytes, figures.devices)
 
 
 def check_memory(scenario: Scenario, figures: StageFigures) -> None:
-    """Stage parameters plus working memory (the largest activation in or out of a hosted
-    stage, one task at a time) must fit each node that declares ``memory_bytes``."""
+    """Each node with a memory figure (``memory_bytes`` or its device's) must hold its hosted
+    stages' parameters plus, for each of its ``servers`` tasks in service at once, the working
+    memory and KV cache of the stage that needs the most (``inference.placement``)."""
     from inference.placement import check_placement
 
-    sized = {n.name: n for n in scenario.nodes if n.memory_bytes is not None}
-    if not sized:
+    memory = node_memory_bytes(scenario)
+    if not memory:
         return
-    working = [max(figures.input_bytes if k == 0 else figures.activation_bytes[k - 1], figures.activation_bytes[k])
-               for k in range(scenario.model.num_stages)]
     try:
-        check_placement({name: node.stages for name, node in sized.items()}, figures.param_bytes,
-                        {name: int(node.memory_bytes) for name, node in sized.items()}, working)
+        check_placement({name: scenario.node(name).stages for name in memory}, figures.param_bytes, memory,
+                        figures.working_bytes, figures.kv_cache_bytes,
+                        {name: scenario.node(name).servers for name in memory})
     except ValueError as error:
         if "hosted by no node" in str(error) or "hosted nowhere" in str(error):
             return  # stages on nodes without a memory figure: nothing to check there
@@ -273,14 +376,15 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     group_starts = np.cumsum([0] + [group.count for group in scenario.ue_groups])
     cosim = CoSimulation(
         network=network, executor=executor, policy=setup.policy, nodes=nodes, ues=setup.ues,
-        stage_latency_s=setup.planning.latency_s,
+        stage_latency_s=setup.planning.node_latency_s,
         exponential_service=scenario.model.service_distribution == "exponential",
         duration_s=scenario.simulation.duration_s, rngs=setup.rngs, trace=trace, faults=faults, workload=setup.workload,
         next_hop=next_hops(backhaul_graph(scenario)),
         ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
     )
     policy_log = PolicyLog()
-    control = ControlPlane(cosim=cosim, policy=setup.policy, scenario=scenario, stage_latency_s=setup.planning.latency_s,
+    control = ControlPlane(cosim=cosim, policy=setup.policy, scenario=scenario,
+                           stage_latency_s=setup.planning.node_latency_s,
                            network=network, policy_log=policy_log, adaptive=is_adaptive(setup.policy))
     ue_distance_m = {ue.index: math.dist(ue.position_m, scenario.node(ue.serving_node).position_m) for ue in setup.ues}
     cosim.start()
@@ -289,9 +393,12 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
                       predictor)
 
 
-def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.DataFrame, *,
+def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.DataFrame, hops: pd.DataFrame, *,
                 partial_reason: str | None, wall: dict[str, float]) -> dict:
-    """summary.json of everything simulated so far (``wall``: wall_s, setup_wall_s, run_wall_s)."""
+    """summary.json of everything simulated so far (``wall``: wall_s, setup_wall_s, run_wall_s),
+    with where the delay went (``dtoee.analysis.delay_breakdown`` of ``hops``) and the system
+    model's prediction beside what was delivered."""
+    breakdown = delay_breakdown(hops, tasks, scenario.simulation.warmup_s)
     reached_s = sim.network.now()
     horizon_s = scenario.simulation.duration_s + scenario.simulation.drain_s
     summary = summarize(
@@ -299,6 +406,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         max(reached_s, 1e-12), scenario.model.num_stages, measured_from_s=scenario.simulation.warmup_s,
         scenario=scenario.name, scenario_hash=scenario.content_hash(), seed=scenario.simulation.seed,
         model=setup.model.name, data_splits=setup.model.data_splits(), mode=scenario.model.mode, stage_latency_s=setup.planning.latency_s,
+        stage_latency_by_node_s=setup.planning.node_latency_s, devices=setup.planning.devices,
         large_model=scenario.model.large_model, stage_figures_estimated=setup.figures.estimated,
         activation_bytes=setup.figures.activation_bytes,
         max_queue_length_by_node={n.name: n.max_queue_length for n in sim.nodes},
@@ -310,6 +418,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         partial=partial_reason is not None, partial_reason=partial_reason,
         fidelity=scenario.simulation.fidelity,
         radio_model_hash=sim.radio_model.config_hash if sim.radio_model is not None else None,
+        delay_breakdown_s=_finite(breakdown["mean_s"]), delay_breakdown_share=_finite(breakdown["share"]),
     )
     summary.update(sim.predictor(summary))
     return summary
@@ -341,10 +450,11 @@ def run_scenario(scenario: Scenario, out_dir: str | Path, *, progress: bool | No
     def write(partial_reason: str | None) -> dict:
         """Summarise and write everything simulated so far (each file replaced atomically)."""
         tasks = tasks_frame(sim.cosim.tasks, sim.ue_distance_m)
+        hops = hops_frame(sim.trace)
         wall = {"wall_s": time.perf_counter() - wall_start, "setup_wall_s": setup_wall_s,
                 "run_wall_s": time.perf_counter() - run_started}
-        summary = run_summary(scenario, setup, sim, tasks, partial_reason=partial_reason, wall=wall)
-        write_outputs(out_dir, tasks, hops_frame(sim.trace), summary, csv=scenario.output.csv,
+        summary = run_summary(scenario, setup, sim, tasks, hops, partial_reason=partial_reason, wall=wall)
+        write_outputs(out_dir, tasks, hops, summary, csv=scenario.output.csv,
                       policy=pd.DataFrame(sim.policy_log.rows, columns=POLICY_COLUMNS))
         return summary
 
@@ -427,6 +537,11 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
         return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
 
     return predict
+
+
+def _finite(values: dict) -> dict:
+    """NaN (no task measured) as None, as summary.json writes every missing figure."""
+    return {k: (None if v is None or math.isnan(v) else v) for k, v in values.items()}
 
 
 class Terminated(BaseException):

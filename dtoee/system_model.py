@@ -1,7 +1,8 @@
 """The scenario as the optimizer sees it: a :class:`optimizer.system.SystemModel`.
 
 This is the *prior* every policy starts from: hosts H_k, service rates
-mu_j^k = speed_factor_j x servers_j / stage_latency_k (c servers modelled as one server c
+mu_j^k = speed_factor_j x servers_j / stage_latency_jk (the stage's time on node j's device, or
+the model's profile; c servers modelled as one server c
 times faster), logical links i -> j for every pair of servers (capacity = the bottleneck rate
 on the shortest backhaul path, propagation = the sum of its delays; links shared by several
 paths are not modelled as shared), transfer sizes b_k (k = 1: the input sample; k > 1: the
@@ -42,7 +43,7 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
     ``split``: the model's exit curves to use: the validation split (default; every policy
     is computed from it), or "test" to score policies on the split the simulation draws."""
     num_stages = scenario.model.num_stages
-    stage_latency_s = figures.latency_s
+    stage_latency_s = figures.node_latency_s
     rates: dict[str, float] = {node.name: 0.0 for node in scenario.nodes}
     for ue in ues:
         rates[ue.serving_node] += ue_rates[ue.index] if ue_rates is not None else ue.rate_per_s
@@ -55,7 +56,7 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
         num_stages=num_stages,
         hosts={k: tuple(scenario.hosts(k)) for k in range(1, num_stages + 1)},
         external_rate_per_s=rates,
-        service_rate_per_s={(node.name, k): node.speed_factor * node.servers / stage_latency_s[k - 1]
+        service_rate_per_s={(node.name, k): node.speed_factor * node.servers / stage_latency_s[node.name][k - 1]
                             for node in scenario.nodes for k in node.stages},
         links=logical_links(scenario),
         transfer_bytes=transfer,

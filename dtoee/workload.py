@@ -6,7 +6,8 @@ one :class:`TaskSize` per task from the ``task_sizes`` stream (``dtoee.seeding``
 policy run with the same seed sees the same sizes, and answers what that task costs:
 
 * ``input_bytes`` b_1 of the task (its LTE uplink payload, without the 16-byte frame header);
-* ``stage_latency_s(size)[k-1]``: service time of stage k at speed_factor 1;
+* ``stage_latency_s(size, node)[k-1]``: service time of stage k at speed_factor 1 (on
+  ``node``'s device when it names one: ``node_latency_s`` / ``node_figures_for_tokens``);
 * ``activation_bytes(size)[k-1]``: bytes offloaded after stage k (b_{k+1}).
 
 Without a ``[workload]`` every task has the model's own figures (nothing is drawn from the
@@ -110,12 +111,16 @@ class Workload:
     fixed_tokens: a decoder's ``model.seq_len`` when ``prompt_tokens`` is None (traced), else 0.
     figures_for_tokens: T -> (stage latencies, activation bytes) of the decoder at T tokens;
         required with ``prompt_tokens``.
+    node_latency_s: node -> its stage latencies, for nodes whose device sets them (others use
+        ``stage_latency_s``); node_figures_for_tokens: T -> that mapping at T tokens.
     """
 
     def __init__(self, *, sample_bytes: int, stage_latency_s: list[float], activation_bytes: list[int],
                  input_bytes: SizeDistribution | None = None, prompt_tokens: SizeDistribution | None = None,
                  fixed_tokens: int = 0,
-                 figures_for_tokens: Callable[[int], tuple[list[float], list[int]]] | None = None) -> None:
+                 figures_for_tokens: Callable[[int], tuple[list[float], list[int]]] | None = None,
+                 node_latency_s: dict[str, list[float]] | None = None,
+                 node_figures_for_tokens: Callable[[int], dict[str, list[float]]] | None = None) -> None:
         if prompt_tokens is not None and figures_for_tokens is None:
             raise ValueError("prompt_tokens needs figures_for_tokens (the decoder's figures at T tokens)")
         self.sample_bytes = int(sample_bytes)
@@ -125,6 +130,9 @@ class Workload:
         self._latency = list(stage_latency_s)
         self._activation = [int(b) for b in activation_bytes]
         self._for_tokens = functools.lru_cache(maxsize=None)(figures_for_tokens) if figures_for_tokens else None
+        self._node_latency = {n: list(v) for n, v in (node_latency_s or {}).items()}
+        self._node_for_tokens = (functools.lru_cache(maxsize=None)(node_figures_for_tokens)
+                                 if node_figures_for_tokens else None)
 
     @property
     def varies(self) -> bool:
@@ -142,10 +150,14 @@ class Workload:
             return TOKEN_ID_BYTES * tokens + (extra or 0)
         return extra if extra is not None else self.sample_bytes
 
-    def stage_latency_s(self, size: TaskSize) -> list[float]:
+    def stage_latency_s(self, size: TaskSize, node: str | None = None) -> list[float]:
         if self.token_dist is not None:
+            if node is not None and self._node_for_tokens is not None:
+                by_node = self._node_for_tokens(size.tokens)
+                if node in by_node:
+                    return by_node[node]
             return self._for_tokens(size.tokens)[0]
-        return self._latency
+        return self._node_latency.get(node, self._latency)
 
     def activation_bytes(self, size: TaskSize) -> list[int]:
         if self.token_dist is not None:
@@ -159,10 +171,11 @@ class Workload:
             return TOKEN_ID_BYTES * expectation(self.token_dist) + (extra or 0.0)
         return extra if extra is not None else float(self.sample_bytes)
 
-    def mean_stage_latency_s(self) -> list[float]:
+    def mean_stage_latency_s(self, node: str | None = None) -> list[float]:
         if self.token_dist is None:
-            return list(self._latency)
-        return [expectation(self.token_dist, lambda t, k=k: self._for_tokens(t)[0][k]) for k in range(len(self._latency))]
+            return list(self._node_latency.get(node, self._latency))
+        return [expectation(self.token_dist, lambda t, k=k: self.stage_latency_s(TaskSize(0, t), node)[k])
+                for k in range(len(self._latency))]
 
     def mean_activation_bytes(self) -> list[float]:
         if self.token_dist is None:

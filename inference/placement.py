@@ -1,8 +1,12 @@
 """Placement of stages on edge nodes under memory limits.
 
-A node hosting a set S of stages needs ``sum(param_bytes[k] for k in S)`` (all hosted
-weights stay resident) plus ``max(working_bytes[k] for k in S)`` (its compute queue runs one
-stage at a time: the activations in flight, buffers, runtime overhead you choose to model).
+A node hosting a set S of stages, serving up to c tasks at once (its ``servers``), needs::
+
+    need = sum(param_bytes[k] for k in S) + c * max(working_bytes[k] + kv_cache_bytes[k] for k in S)
+
+All hosted weights stay resident; each task in service holds the working memory of the stage
+it runs (activations, buffers) and that stage's KV cache. The worst case is counted: c tasks
+at once, all on the stage that needs the most. Tasks waiting in the queue are not counted.
 Stages are 1-based. A placement maps node name -> sorted list of stages; a stage may be
 hosted by several nodes (DTO-EE's H_k), and every stage must be hosted at least once.
 """
@@ -21,21 +25,30 @@ def _per_stage(values: int | Sequence[int], num_stages: int, name: str) -> list[
 
 
 def node_memory_need_bytes(stages: Sequence[int], stage_param_bytes: Sequence[int],
-                           working_bytes: int | Sequence[int] = 0) -> int:
-    """Bytes a node needs to host ``stages`` (1-based): their params + the largest working set."""
+                           working_bytes: int | Sequence[int] = 0, kv_cache_bytes: int | Sequence[int] = 0,
+                           tasks_in_service: int = 1) -> int:
+    """Bytes a node needs to host ``stages`` (1-based): their params + ``tasks_in_service``
+    times the largest working set plus KV cache (module doc)."""
     work = _per_stage(working_bytes, len(stage_param_bytes), "working_bytes")
+    kv = _per_stage(kv_cache_bytes, len(stage_param_bytes), "kv_cache_bytes")
+    if not isinstance(tasks_in_service, int) or tasks_in_service < 1:
+        raise ValueError(f"tasks_in_service={tasks_in_service!r}: must be an int >= 1")
     if not stages:
         return 0
-    return sum(stage_param_bytes[k - 1] for k in stages) + max(work[k - 1] for k in stages)
+    return sum(stage_param_bytes[k - 1] for k in stages) + tasks_in_service * max(work[k - 1] + kv[k - 1] for k in stages)
 
 
 def check_placement(placement: Mapping[str, Sequence[int]], stage_param_bytes: Sequence[int],
-                    nodes: Mapping[str, int], working_bytes: int | Sequence[int] = 0) -> None:
+                    nodes: Mapping[str, int], working_bytes: int | Sequence[int] = 0,
+                    kv_cache_bytes: int | Sequence[int] = 0,
+                    tasks_in_service: Mapping[str, int] | int = 1) -> None:
     """Raise ValueError if a node is unknown, a stage number is invalid, a stage is hosted
-    nowhere, or a node's params + working memory exceed its memory (the message names the
-    node, its stages and the bytes needed vs available)."""
+    nowhere, or a node's params + working memory + KV cache exceed its memory (the message
+    names the node, its stages and the bytes needed vs available, term by term).
+    ``tasks_in_service``: per node (missing nodes: 1) or one count for all."""
     k_max = len(stage_param_bytes)
     work = _per_stage(working_bytes, k_max, "working_bytes")
+    kv = _per_stage(kv_cache_bytes, k_max, "kv_cache_bytes")
     hosted: set[int] = set()
     for node, stages in placement.items():
         if node not in nodes:
@@ -45,12 +58,17 @@ def check_placement(placement: Mapping[str, Sequence[int]], stage_param_bytes: S
             raise ValueError(f"node {node!r}: stages {bad} invalid; stages are 1..{k_max}")
         if len(set(stages)) != len(stages):
             raise ValueError(f"node {node!r}: stages {list(stages)} list a stage twice")
-        need = node_memory_need_bytes(stages, stage_param_bytes, work)
+        c = tasks_in_service if isinstance(tasks_in_service, int) else tasks_in_service.get(node, 1)
+        need = node_memory_need_bytes(stages, stage_param_bytes, work, kv, c)
         if need > nodes[node]:
             params = sum(stage_param_bytes[k - 1] for k in stages)
+            worst = max(stages, key=lambda k: (work[k - 1] + kv[k - 1], -k)) if stages else 1
+            per_task = (f"{work[worst - 1]} working + {kv[worst - 1]} KV-cache bytes" if kv[worst - 1]
+                        else f"{work[worst - 1]} working bytes")
             raise ValueError(
                 f"node {node!r} cannot host stages {sorted(stages)}: needs {need} bytes "
-                f"({params} parameter bytes + {need - params} working bytes) but has {nodes[node]} bytes")
+                f"({params} parameter bytes + {c} task(s) in service x ({per_task}) of stage {worst}) "
+                f"but has {nodes[node]} bytes")
         hosted.update(stages)
     missing = sorted(set(range(1, k_max + 1)) - hosted)
     if missing:

@@ -10,6 +10,8 @@ Plots use matplotlib's object API (no pyplot global state, no display needed).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from pathlib import Path
@@ -76,12 +78,16 @@ def profile_document(model: StagedModel) -> dict[str, Any]:
     }
 
 
-def large_profile_document(name: str, profile: list[StageProfile], seq_len: int, param_dtype: str) -> dict[str, Any]:
+def large_profile_document(name: str, profile: list[StageProfile], seq_len: int, param_dtype: str,
+                           device: str | None = None) -> dict[str, Any]:
     arch = LARGE_MODELS[name]
+    latency = ("latency = max(FLOPs / (fp16 peak x efficiency), bytes moved / memory bandwidth) on the named "
+               "device's datasheet figures (inference/devices.py roofline)" if device else
+               "latency = FLOPs / device FLOP/s")
     return {
         "model": name, "estimated": True,
         "what_is_estimated": "EVERYTHING: FLOPs, parameter and activation bytes from the architecture; "
-                             "latency = FLOPs / device FLOP/s (p95 = median: no distribution is modelled)",
+                             f"{latency} (p95 = median: no distribution is modelled)",
         "device": profile[0].device, "num_stages": len(profile), "seq_len": seq_len, "param_dtype": param_dtype,
         "total_params": total_params(name), "architecture": {k: v for k, v in vars(arch).items()},
         "assumptions": (["one 224 px image = seq_len tokens (patches + class token), batch 1",
@@ -143,12 +149,18 @@ def plot_estimated(name: str, profile: list[StageProfile], path: Path) -> None:
 
 def write_profile(name: str, out_dir: str | os.PathLike[str], *, seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
                   num_stages: int = 4, device_flops: float | None = None, seq_len: int = 512,
-                  param_dtype: str = "fp16") -> dict[str, Path]:
+                  param_dtype: str = "fp16", device: str | None = None) -> dict[str, Path]:
     """Write the profile files for a trained family or a named large model into ``out_dir``.
 
     Returns {"profile_json": ..., "plot_png": ..., "exits_csv": ... (trained families only)}.
-    num_stages / device_flops / seq_len / param_dtype apply to large models only.
+    num_stages / device_flops / seq_len / param_dtype / device apply to large models only;
+    ``device`` (a name in ``inference.devices.DEVICES``) replaces device_flops by that
+    device's roofline (ESTIMATED from its datasheet).
     """
+    if device is not None:
+        from .devices import device as check_device
+
+        check_device(device)  # bad input: an error before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"profile_json": out / "profile.json", "plot_png": out / f"{name}-profile.png"}
@@ -161,8 +173,19 @@ def write_profile(name: str, out_dir: str | os.PathLike[str], *, seed: int = 0, 
     elif name in LARGE_MODELS:
         if is_vision(name):
             seq_len = LARGE_MODELS[name].tokens  # fixed by the image and patch size
-        prof = large_model_profile(name, num_stages, device_flops, seq_len=seq_len, param_dtype=param_dtype)
-        doc = large_profile_document(name, prof, seq_len, param_dtype)
+        if device is not None and is_vision(name):
+            raise ValueError(f"--device: the roofline stage costs cover decoders only, not {name!r}; "
+                             "allowed: --device-flops for a vision model")
+        if device is not None:
+            from .devices import decoder_stage_costs, device_label, stage_latencies_s
+
+            times = stage_latencies_s(decoder_stage_costs(name, num_stages, seq_len), device)
+            prof = large_model_profile(name, num_stages, 1e12, seq_len=seq_len, param_dtype=param_dtype)
+            prof = [dataclasses.replace(p, latency_s=t, latency_p95_s=t, device=device_label(device))
+                    for p, t in zip(prof, times)]
+        else:
+            prof = large_model_profile(name, num_stages, device_flops, seq_len=seq_len, param_dtype=param_dtype)
+        doc = large_profile_document(name, prof, seq_len, param_dtype, device)
         paths["plot_png"] = out / f"{name}-profile-ESTIMATED.png"
         plot_estimated(name, prof, paths["plot_png"])
     else:

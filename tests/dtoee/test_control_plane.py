@@ -94,11 +94,11 @@ def _run(events, duration_s=8.0):
             "service": np.random.default_rng(2), "task_sizes": np.random.default_rng(3), **{f"arrivals/{i}": np.random.default_rng(10 + i) for i in range(2)}}
     cosim = CoSimulation(network=net, executor=Executor(), policy=policy,
                          nodes=[NodeState(n.name, n.servers, n.speed_factor) for n in sc.nodes], ues=ues,
-                         stage_latency_s=LATENCY_S, exponential_service=False, duration_s=duration_s, rngs=rngs,
+                         stage_latency_s={n.name: LATENCY_S for n in sc.nodes}, exponential_service=False, duration_s=duration_s, rngs=rngs,
                          trace=Trace(), next_hop={("bs0", "bs1"): "bs1", ("bs1", "bs0"): "bs0"},
                          ue_groups=[[0, 1]])
     log = PolicyLog()
-    control = ControlPlane(cosim=cosim, policy=policy, scenario=sc, stage_latency_s=LATENCY_S, network=net,
+    control = ControlPlane(cosim=cosim, policy=policy, scenario=sc, stage_latency_s={n.name: LATENCY_S for n in sc.nodes}, network=net,
                            policy_log=log, adaptive=True)
     cosim.start()
     control.start()

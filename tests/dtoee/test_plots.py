@@ -96,3 +96,28 @@ def test_one_seed_draws_the_mean_without_an_interval(tmp_path, monkeypatch):
     for segment in ax.collections[0].get_segments():
         assert segment[0][1] == pytest.approx(segment[1][1])  # zero-length bar
     assert plots.grouped_bars_plot(steady, ["a"], "exit_share_by_stage.", "x", "y", "t", tmp_path / "e.png") is None
+
+
+def test_run_breakdown_plot_draws_the_breakdown_of_the_hops(tmp_path, monkeypatch):
+    import json
+
+    from dtoee import plots
+    from dtoee.analysis import delay_breakdown
+
+    from .test_delay_breakdown import synthetic
+
+    hops, tasks = synthetic()
+    hops.to_parquet(tmp_path / "hops.parquet")
+    tasks.to_parquet(tmp_path / "tasks.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps({"scenario": "t", "seed": 1, "measured_from_s": 0.9,
+                                                       "stage_figures_estimated": True}))
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    plots.run_plots(tmp_path, tmp_path / "plots")
+    ax = drawn["delay_breakdown.png"].axes[0]
+    widths = {bar.get_label(): bar.patches[0].get_width() for bar in ax.containers}
+    expected = delay_breakdown(hops, tasks, 0.9)["mean_s"]
+    assert widths["radio"] == pytest.approx(expected["radio"] * 1e3)
+    assert widths["backhaul"] == pytest.approx(15.0)
+    assert widths["compute (ESTIMATED service times)"] == pytest.approx(expected["compute"] * 1e3)
+    assert "other" not in widths  # zero here: not drawn

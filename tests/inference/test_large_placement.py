@@ -57,7 +57,7 @@ def test_propose_placement_impossible():
 
 def test_check_placement_errors_name_node_stages_bytes():
     params = [60, 50, 10]
-    with pytest.raises(ValueError, match=r"node 'small' cannot host stages \[1, 2\]: needs 118 bytes \(110 parameter bytes \+ 8 working bytes\) but has 100"):
+    with pytest.raises(ValueError, match=r"node 'small' cannot host stages \[1, 2\]: needs 118 bytes \(110 parameter bytes \+ 1 task\(s\) in service x \(8 working bytes\) of stage 1\) but has 100"):
         check_placement({"small": [1, 2], "big": [3]}, params, {"small": 100, "big": 1000}, working_bytes=[8, 4, 1])
     with pytest.raises(ValueError, match=r"stages \[3\] are hosted by no node"):
         check_placement({"big": [1, 2]}, params, {"big": 1000})

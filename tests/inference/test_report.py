@@ -30,3 +30,17 @@ def test_write_profile_estimated(tmp_path):
     assert "ESTIMATED" in paths["plot_png"].name and "exits_csv" not in paths
     with pytest.raises(ValueError, match="name='nope'"):
         write_profile("nope", tmp_path)
+
+
+def test_write_profile_on_a_named_device_uses_its_roofline(tmp_path):
+    from inference.devices import decoder_stage_costs, stage_latencies_s
+
+    paths = write_profile("llama-2-7b", tmp_path / "orin", num_stages=3, seq_len=256, device="jetson-agx-orin-64gb")
+    doc = json.loads(paths["profile_json"].read_text())
+    expected = stage_latencies_s(decoder_stage_costs("llama-2-7b", 3, 256), "jetson-agx-orin-64gb")
+    assert [s["latency_s"] for s in doc["stages"]] == pytest.approx(expected)
+    assert all(s["device"].startswith("estimated (roofline) on NVIDIA Jetson AGX Orin") for s in doc["stages"])
+    assert "roofline" in doc["what_is_estimated"]
+    with pytest.raises(ValueError, match="device='gtx'"):
+        write_profile("llama-2-7b", tmp_path / "bad", device="gtx")
+    assert not (tmp_path / "bad").exists()
