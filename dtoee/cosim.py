@@ -28,17 +28,8 @@ import numpy as np
 from dtoee.topology import route
 from dtoee.trace import Trace
 from dtoee.workload import TaskSize, Workload
-from dtoee.network import UePlacement, node_endpoint, ue_endpoint
+from dtoee.network import Network, UePlacement, node_endpoint, ue_endpoint
 from optimizer.policy import Policy, TaskDecision
-
-
-class Network(Protocol):
-    def now(self) -> float: ...
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None: ...
-    def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None: ...
-    # for scenario events (CoSimulation.apply_event)
-    def set_link_rate(self, a: str, b: str, rate_bps: float) -> None: ...
-    def set_link_up(self, a: str, b: str, up: bool) -> None: ...
 
 
 class StageExecutor(Protocol):

@@ -45,7 +45,7 @@ from ns3_glue.description import (
     ue_endpoint,
 )
 
-__all__ = ["UePlacement", "node_endpoint", "ue_endpoint", "describe", "EventNetwork", "RadioDelayModel",
+__all__ = ["Network", "SimulatedNetwork", "UePlacement", "node_endpoint", "ue_endpoint", "describe", "EventNetwork", "RadioDelayModel",
            "make_network", "FIDELITIES"]
 
 FIDELITIES = ("packet", "hybrid", "analytic")
@@ -66,15 +66,23 @@ class UePlacement:
     rate_per_s: float
 
 
-class SimulatedNetwork(Protocol):
+class Network(Protocol):
+    """What the co-simulation (``dtoee/cosim.py``) needs of a network: time, timers, messages,
+    and the scenario events' link changes (``CoSimulation.apply_event``)."""
+
     def now(self) -> float: ...
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None: ...
     def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None: ...
+    def set_link_rate(self, a: str, b: str, rate_bps: float) -> None: ...
+    def set_link_up(self, a: str, b: str, up: bool) -> None: ...
+
+
+class SimulatedNetwork(Network, Protocol):
+    """A :class:`Network` the runner drives: run to a time, stop early, release it."""
+
     def run(self, until_s: float) -> None: ...
     def stop_now(self) -> None: ...
     def close(self) -> None: ...
-    def set_link_rate(self, a: str, b: str, rate_bps: float) -> None: ...
-    def set_link_up(self, a: str, b: str, up: bool) -> None: ...
 
 
 def describe(scenario, ues: list[UePlacement], *, radio: bool | None = None) -> NetworkDescription:

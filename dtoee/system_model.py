@@ -18,7 +18,6 @@ import math
 
 from dtoee.config import Scenario
 from dtoee.topology import backhaul_graph, path_figures, routes
-from dtoee.topology import routes as routes_of
 from inference.exits import CALIBRATION_SPLIT
 from dtoee.network import UePlacement
 from optimizer.system import Link, SystemModel
@@ -89,11 +88,11 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
     for a, b, data in graph.edges(data=True):
         for hop in ((a, b), (b, a)):
             capacity[hop], propagation[hop] = data["rate_bps"] / 8.0, data["delay_s"]
-    routes = {pair: tuple(zip(path, path[1:])) for pair, path in routes_of(graph).items()}
+    hops = {pair: tuple(zip(path, path[1:])) for pair, path in routes(graph).items()}
     return SimulatorDelayModel(
         service_scv=1.0 if scenario.model.service_distribution == "exponential" else 0.0,
         servers={node.name: node.servers for node in scenario.nodes},
-        routes=routes, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
+        routes=hops, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
         hop_overhead=1.0 + SEGMENT_OVERHEAD_BYTES / SEGMENT_PAYLOAD_BYTES, access_delay_s=access_delay_s,
     )
 

@@ -160,15 +160,6 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     return path
 
 
-def check_output_file(path: str | Path, option: str) -> Path:
-    """Like :func:`check_output_dir`, for a file: not a directory, its folder creatable."""
-    path = Path(path)
-    if path.is_dir():
-        raise ScenarioError(f"{option} {str(path)!r} is a directory; allowed: a file name")
-    check_output_dir(path.parent, option)
-    return path
-
-
 def write_outputs(out_dir: Path, tasks: pd.DataFrame, hops: pd.DataFrame, summary: dict, csv: bool = True,
                   policy: pd.DataFrame | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)

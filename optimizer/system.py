@@ -336,6 +336,17 @@ def check_distribution(system: SystemModel, i: NodeName, k: int, probs: Mapping[
         raise ValueError(f"x[({i!r}, {k})] must sum to 1, got {total!r}")
 
 
+def checked_distribution(system: SystemModel, x: Offloading, i: NodeName, k: int,
+                         context: str = "") -> Mapping[NodeName, float]:
+    """``x[(i, k)]``, checked by :func:`check_distribution`; ``ValueError`` if absent
+    (``context`` is appended to that message)."""
+    probs = x.get((i, k))
+    if probs is None:
+        raise ValueError(f"x has no distribution for node {i!r}, stage {k}{context}")
+    check_distribution(system, i, k, probs)
+    return probs
+
+
 def propagate(system: SystemModel, x: Offloading, exit_share: Mapping[tuple[NodeName, int], float]) -> Flows:
     """Forward flows: ``Lambda_j^k = sum_i phi_i^k x_ij^k``, ``phi_j^{k+1} = Lambda_j^k (1 - e_j^k)``.
 
@@ -353,10 +364,7 @@ def propagate(system: SystemModel, x: Offloading, exit_share: Mapping[tuple[Node
             rate = phi.get((i, k), 0.0)
             if rate <= 0:
                 continue
-            probs = x.get((i, k))
-            if probs is None:
-                raise ValueError(f"x has no distribution for node {i!r}, stage {k} (phi = {rate:g}/s)")
-            check_distribution(system, i, k, probs)
+            probs = checked_distribution(system, x, i, k, f" (phi = {rate:g}/s)")
             for j, p in probs.items():
                 if p > 0:
                     flow = rate * p
@@ -571,10 +579,7 @@ def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: A
         for i in system.offloaders(k):
             if at[index[i]] <= 0:
                 continue
-            probs = x.get((i, k))
-            if probs is None:
-                raise ValueError(f"x has no distribution for node {i!r}, stage {k}")
-            check_distribution(system, i, k, probs)
+            probs = checked_distribution(system, x, i, k)
             for j, p in probs.items():
                 route[index[i], index[j]] += p
         arrive = mass @ route  # a_s(j, k)
