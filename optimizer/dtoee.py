@@ -98,6 +98,7 @@ import numpy as np
 
 from optimizer.exit_curves import exit_share_at, threshold_for_exit_share
 from optimizer.marginals import (
+    MIN_CURVATURE,
     best_exit_share,
     link_marginal,
     node_marginal,
@@ -109,6 +110,7 @@ from optimizer.queueing import PenalizedQueue
 from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propagate
 
 MESSAGE_KIND = "dtoee/marginal"
+SWAP_KIND = "dtoee/swap"  # offloader -> host: a transit-swap offer (NodeAgent._offer_swaps)
 FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
 _EPS_FLOW = 1e-12
 
@@ -153,6 +155,7 @@ class DtoeeConfig:
     early_exit: bool = True
     max_report_age_s: float | None = None
     cancel_exchanges: bool = True
+    transit_swaps: bool = True
     momentum: float = 0.8
     shed_into_spare: bool = True
     jacobi_power: float = 0.5
@@ -215,6 +218,8 @@ class ReceiverReport:
     reverse_flow_per_s: float = 0.0
     shed_share: float = 0.0
     spare_per_s: float = 0.0
+    out_flows: tuple[tuple[NodeName, float, float, float], ...] = ()
+    accepted: tuple[tuple[NodeName, float], ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -228,6 +233,8 @@ class ReceiverReport:
             "back": self.reverse_flow_per_s,
             "shed": self.shed_share,
             "spare": self.spare_per_s,
+            "out": [list(v) for v in self.out_flows],
+            "acc": [list(v) for v in self.accepted],
         }
 
     @classmethod
@@ -247,13 +254,44 @@ class ReceiverReport:
                 reverse_flow_per_s=max(0.0, float(payload.get("back", 0.0))),
                 shed_share=min(1.0, max(0.0, float(payload.get("shed", 0.0)))),
                 spare_per_s=max(0.0, float(payload.get("spare", 0.0))),
+                out_flows=tuple((str(l), float(f), float(a), float(h)) for l, f, a, h in payload.get("out", ())),
+                accepted=tuple((str(l), float(c)) for l, c in payload.get("acc", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        values = (report.marginal_s, report.curvature, report.sent_s, report.reverse_flow_per_s)
+        values = (report.marginal_s, report.curvature, report.sent_s, report.reverse_flow_per_s,
+                  *(v for o in report.out_flows for v in o[1:]), *(c for _, c in report.accepted))
         if not all(math.isfinite(v) for v in values):
             return None
         return report
+
+
+@dataclass(frozen=True)
+class SwapOffer:
+    """Transit-swap offer from offloader ``src`` to host ``dst`` (see NodeAgent._offer_swaps):
+    ``src`` would move ``flow_per_s`` of its stage-``stage`` flow from ``dst`` straight to
+    ``via`` if ``dst`` keeps as much of its own flow to ``via`` local."""
+
+    src: NodeName
+    dst: NodeName
+    stage: int
+    via: NodeName
+    flow_per_s: float
+    sent_s: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"kind": SWAP_KIND, "stage": self.stage, "via": self.via, "flow": self.flow_per_s, "sent_s": self.sent_s}
+
+    @classmethod
+    def from_payload(cls, src: NodeName, dst: NodeName, payload: Mapping[str, Any]) -> "SwapOffer | None":
+        try:
+            if payload.get("kind") != SWAP_KIND:
+                return None
+            offer = cls(src, dst, int(payload["stage"]), str(payload["via"]), float(payload["flow"]),
+                        float(payload["sent_s"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return offer if math.isfinite(offer.flow_per_s) and math.isfinite(offer.sent_s) else None
 
 
 @dataclass
@@ -319,6 +357,13 @@ class NodeAgent:
         self.obs = self._prior_observation()
         self._link_bytes: dict[NodeName, float] = {}
         self._paths_cache: dict[int, tuple[tuple, list]] = {}
+        # transit swaps (see _offer_swaps): offers received {k: {(sender, l): c}}, the share of
+        # them accepted this round {k: {sender: {l: c}}}, and offers this node made last round
+        self.offers_in: dict[int, dict[tuple[NodeName, NodeName], float]] = {}
+        self.accepted: dict[int, dict[NodeName, dict[NodeName, float]]] = {}
+        self.offers_out: list[SwapOffer] = []
+        self._keep: dict[int, dict[NodeName, dict[NodeName, float]]] = {}
+        self._swapped_at: dict[tuple[NodeName, int], float] = {}
 
     def _prior_observation(self) -> LocalObservation:
         system = self.system
@@ -337,8 +382,19 @@ class NodeAgent:
         return self.obs.demand_per_s.get(k, 0.0) * float(self.x[k][self.targets[k].index(j)])
 
     def report_to(self, report: "ReceiverReport", recipient: NodeName) -> "ReceiverReport":
-        """The report as sent to one upstream sender: with this node's own stage-k flow to it."""
-        return replace(report, reverse_flow_per_s=self.flow_to(recipient, report.stage))
+        """The report as sent to one upstream sender: with this node's own stage-k flow to it
+        and the part of the sender's last swap offers this node accepted."""
+        accepted = tuple(self.accepted.get(report.stage, {}).get(recipient, {}).items())
+        return replace(report, reverse_flow_per_s=self.flow_to(recipient, report.stage), accepted=accepted)
+
+    def receive_offer(self, offer: "SwapOffer") -> None:
+        """Keep a transit-swap offer of an upstream sender (acted on at this node's next report)."""
+        k = offer.stage
+        if (k not in self.hosted or k not in self.x or offer.via not in self.targets[k] or offer.via == self.name
+                or offer.src == self.name or offer.src not in self.system.senders(self.name, k)
+                or not (math.isfinite(offer.flow_per_s) and offer.flow_per_s > 0)):
+            return
+        self.offers_in.setdefault(k, {})[(offer.src, offer.via)] = offer.flow_per_s
 
     def probabilities(self, k: int) -> dict[NodeName, float]:
         return {j: float(p) for j, p in zip(self.targets[k], self.x[k])}
@@ -402,10 +458,50 @@ class NodeAgent:
         headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
         shed = 1.0 - self.config.rho_bar / rho if rho > self.config.rho_bar else 0.0
         report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed,
-                                spare_per_s=max(0.0, (self.config.rho_bar - rho) * mu))
+                                spare_per_s=max(0.0, (self.config.rho_bar - rho) * mu),
+                                out_flows=self._out_flows(k), accepted=())
+        self._accept_offers(k)
         self.own[k] = report
         self._paths_cache.pop(k, None)
         return report
+
+    def _link_terms(self, k: int, j: NodeName) -> tuple[float, float]:
+        """(l_ij^k, l''_ij^k) of this node's link to j for stage-k flow, from its own measurements."""
+        cap = self.obs.capacity_bytes_per_s[j]
+        util = self._link_bytes.get(j, 0.0) / cap
+        return link_marginal(self.queue, util, self.system.transfer_bytes[k], cap, self.obs.propagation_s[j])
+
+    def _out_flows(self, k: int) -> tuple[tuple[NodeName, float, float, float], ...]:
+        """(l, f_jl^k, l_jl^k, l''_jl^k) for every other host l this node sends stage-k work to."""
+        if not self.config.transit_swaps or k not in self.x:
+            return ()
+        out = []
+        for l in self.targets[k]:
+            flow = self.flow_to(l, k)
+            if l != self.name and flow > _EPS_FLOW:
+                out.append((l, flow, *self._link_terms(k, l)))
+        return tuple(out)
+
+    def _accept_offers(self, k: int) -> None:
+        """Accept last round's swap offers on this node's stage-k flows: per host l, at most
+        f_jl^k minus the flow l sends back (kept for the exchange cancellation), shared in
+        proportion to the offers. The accepted amounts go back in the reports (report_to)
+        and are kept local by this node in update(); the offerers move them to l."""
+        offers = self.offers_in.pop(k, {})
+        self.accepted[k] = {}
+        if not offers:
+            return
+        by_host: dict[NodeName, float] = {}
+        for (_, l), c in offers.items():
+            by_host[l] = by_host.get(l, 0.0) + c
+        for (src, l), c in offers.items():
+            rep = self.reports.get((l, k))
+            back = rep.reverse_flow_per_s if rep is not None else 0.0
+            available = max(0.0, self.flow_to(l, k) - back)
+            share = min(1.0, available / by_host[l])
+            if c * share > _EPS_FLOW:
+                self.accepted[k].setdefault(src, {})[l] = c * share
+        self._keep[k] = self.accepted[k]
 
     def _paths(self, k: int, now_s: float, max_age_s: float | None):
         """Per target of stage k: (a_j, raw curvature, Jacobi-scaled curvature, headroom) or None.
@@ -496,6 +592,9 @@ class NodeAgent:
                 continuing[k] = self._continue_marginal(k + 1, now_s, max_age_s)
         for k in self.offload_stages:
             self._update_offloading(k, now_s, max_age_s)
+        self.offers_out = []
+        for k in self.offload_stages:
+            self._offer_swaps(k, now_s)
         for k, (cont, _, cont_curv) in continuing.items():
             target = best_exit_share(
                 self.system.hull(k),
@@ -568,9 +667,92 @@ class NodeAgent:
             x[here] += c / phi
         self.x[k] = _normalised(x)
 
+    def _shift(self, k: int, src: NodeName, dst: NodeName, flow: float) -> float:
+        """Move up to ``flow`` of this node's stage-k flow from host src to host dst; returns the
+        amount moved (never more than the flow to src)."""
+        phi = self.obs.demand_per_s.get(k, 0.0)
+        if phi <= _EPS_FLOW or flow <= 0:
+            return 0.0
+        a, b = self.targets[k].index(src), self.targets[k].index(dst)
+        moved = min(flow / phi, float(self.x[k][a]))
+        x = self.x[k].copy()
+        x[a] -= moved
+        x[b] += moved
+        self.x[k] = _normalised(x)
+        return moved * phi
+
+    def _execute_swaps(self, k: int, now_s: float) -> None:
+        """Both sides of the swaps accepted this round: as host, keep the accepted flow local
+        instead of sending it to l; as offloader, move what each host accepted of its offers
+        from that host to l (once per report: a report read twice does not swap twice)."""
+        for src, per_host in self._keep.pop(k, {}).items():
+            for l, c in per_host.items():
+                if l in self.targets[k]:
+                    self._shift(k, l, self.name, c)
+        offered = {(o.dst, o.via) for o in self.offers_out if o.stage == k}
+        for j in self.targets[k]:
+            rep = self.reports.get((j, k))
+            if j == self.name or rep is None or not rep.accepted or now_s - rep.sent_s > self._fresh_s:
+                continue
+            if self._swapped_at.get((j, k)) == rep.sent_s:
+                continue
+            self._swapped_at[(j, k)] = rep.sent_s
+            for l, c in rep.accepted:
+                if (j, l) in offered and l in self.targets[k]:
+                    self._shift(k, j, l, c)
+
+    def _offer_swaps(self, k: int, now_s: float) -> None:
+        """Offer transit swaps for stage k (the circulation step the diagonal step cannot see).
+
+        If this node i sends f_ij^k to host j and j's report says j sends f_jl^k of its own
+        stage-k work on to a host l that i also reaches, then moving c from i->j to i->l while
+        j keeps c more local leaves every node load Lambda unchanged and changes only link
+        flows: along this direction the node terms (h ~ 2/(1-rho)^3, which make the per-path
+        step crawl near saturation) cancel exactly, and J_r has first derivative
+        ``d1 = l_il - l_ij - l_jl`` and second ``d2 = l''_il + l''_ij + l''_jl`` (j's link terms
+        come in its report). i offers j the exact 1-D Newton step ``c = -d1 / d2`` when d1 < 0,
+        capped by f_ij^k (over all its offers), f_jl^k and the link i->l's room up to rho_bar.
+        A two-way exchange (l = i, or j sending back to i) is left to _cancel_exchange.
+        """
+        if not self.config.transit_swaps:
+            return
+        phi = self.obs.demand_per_s.get(k, 0.0)
+        if phi <= _EPS_FLOW:
+            return
+        b = self.system.transfer_bytes[k]
+        candidates = []
+        for j in self.targets[k]:
+            rep = self.reports.get((j, k))
+            if j == self.name or rep is None or not rep.out_flows or now_s - rep.sent_s > self._fresh_s:
+                continue
+            if rep.reverse_flow_per_s > 0 or self.flow_to(j, k) <= _EPS_FLOW:
+                continue
+            l_ij, h_ij = self._link_terms(k, j)
+            for l, f_jl, l_jl, h_jl in rep.out_flows:
+                if l == self.name or l not in self.targets[k] or f_jl <= _EPS_FLOW:
+                    continue
+                l_il, h_il = self._link_terms(k, l)
+                d1 = l_il - l_ij - l_jl
+                if d1 < 0:
+                    candidates.append((d1, j, l, f_jl, -d1 / max(h_il + h_ij + h_jl, MIN_CURVATURE)))
+        budget = {j: self.flow_to(j, k) for j in self.targets[k]}
+        room = {}
+        for l in self.targets[k]:
+            if l != self.name:
+                cap = self.obs.capacity_bytes_per_s[l]
+                room[l] = max(0.0, (self.config.rho_bar * cap - self._link_bytes.get(l, 0.0)) / b) if b > 0 else math.inf
+        for d1, j, l, f_jl, newton in sorted(candidates, key=lambda c: c[0]):
+            c = min(newton, budget[j], f_jl, room[l])
+            if c > _EPS_FLOW:
+                budget[j] -= c
+                room[l] -= c
+                self.offers_out.append(SwapOffer(self.name, j, k, l, c, now_s))
+
     def _update_offloading(self, k: int, now_s: float, max_age_s: float | None) -> None:
         if self.config.cancel_exchanges:
             self._cancel_exchange(k, now_s)
+        if self.config.transit_swaps:
+            self._execute_swaps(k, now_s)
         paths = self._paths(k, now_s, max_age_s)
         known = np.array([n for n, p in enumerate(paths) if p is not None], dtype=int)
         paths, known = self._with_silent_hosts(k, paths, known, now_s, max_age_s)
@@ -765,6 +947,9 @@ def run_in_memory(
             started = time.perf_counter()
             agent.update(now)
             busy[name] += time.perf_counter() - started
+        for agent in agents.values():
+            for offer in agent.offers_out:
+                agents[offer.dst].receive_offer(offer)
         x, theta, shares = strategy_of(agents)
         ev = evaluate_exit_shares(system, x, shares)
         records["objective"].append(ev.objective)
