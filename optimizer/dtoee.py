@@ -144,7 +144,7 @@ class DtoeeConfig:
     step: float = 1.0
     min_step: float = 0.05
     initial_step: float = 1.0
-    step_growth: float = 1.1
+    step_growth: float = 1.5
     rho_bar: float = 0.99
     penalty_start: float = 1.0
     penalty_growth: float = 10.0
@@ -156,6 +156,7 @@ class DtoeeConfig:
     max_report_age_s: float | None = None
     cancel_exchanges: bool = True
     transit_swaps: bool = True
+    downstream_headroom: bool = True
     momentum: float = 0.8
     shed_into_spare: bool = True
     jacobi_power: float = 0.5
@@ -455,10 +456,17 @@ class NodeAgent:
             )
         n = self.sender_count[k]
         # node headroom is shared by every sender of every stage this node hosts
-        headroom = max(0.0, (self.config.rho_bar - rho) * mu) / sum(self.sender_count.values())
+        spare = max(0.0, (self.config.rho_bar - rho) * mu)
+        headroom = spare / sum(self.sender_count.values())
+        if k < system.num_stages and self.config.downstream_headroom and self.e[k] < 1.0:
+            # more stage-k work here means (1 - e) as much more stage-(k+1) work for the hosts
+            # this node sends to: their headroom (as reported to it) bounds what it can take
+            down = max(0.0, self._continue_room(k + 1, now_s, max_age_s)) / (1.0 - self.e[k])
+            headroom = min(headroom, down)
+            spare = min(spare, down)
         shed = 1.0 - self.config.rho_bar / rho if rho > self.config.rho_bar else 0.0
         report = ReceiverReport(self.name, k, delta, curv, n, headroom, now_s, shed_share=shed,
-                                spare_per_s=max(0.0, (self.config.rho_bar - rho) * mu),
+                                spare_per_s=spare,
                                 out_flows=self._out_flows(k), accepted=())
         self._accept_offers(k)
         self.own[k] = report
@@ -595,7 +603,7 @@ class NodeAgent:
         self.offers_out = []
         for k in self.offload_stages:
             self._offer_swaps(k, now_s)
-        for k, (cont, _, cont_curv) in continuing.items():
+        for k, (cont, cont_curv, _) in continuing.items():
             target = best_exit_share(
                 self.system.hull(k),
                 self.system.w,
