@@ -18,12 +18,17 @@ last reports its downstream neighbours sent it. One round:
        delta_j^k = N_r'(rho_j)/mu_j^k - w A_k(e_j^k) + (1 - e_j^k) Delta_j^{k+1}
        h_j^k     = N_r''(rho_j)/mu_j^k^2 + (1 - e_j^k)^2 H_j^{k+1}
 
-   and sends ``(delta_j^k, h_j^k, n_j^k, headroom)`` to each node that may offload stage k
-   to it. ``n_j^k`` = number of such senders: a Jacobi safeguard (the offloader uses
-   ``n_j^k h_j^k`` as the curvature), so simultaneous steps of all senders together make
-   about one Newton step at j; ``headroom`` = spare rate up to ``rho_bar``, shared among
-   the senders of all stages j hosts. (H_j^{k+1} is built from the raw h of the hosts j
-   sends to.)
+   and sends ``(delta_j^k, h_j^k, n_j^k, headroom, out-flows)`` to each node that may
+   offload stage k to it. ``n_j^k`` = number of such senders: a Jacobi safeguard (the
+   offloader uses ``n_j^k h_j^k`` as the curvature), so simultaneous steps of all senders
+   together make about one Newton step at j; ``headroom`` = spare rate up to ``rho_bar``,
+   shared among the senders of all stages j hosts, and never more than ``1 / (1 - e_j^k)``
+   times the room its own stage-(k+1) hosts reported to it (more stage-k work at j is
+   ``(1 - e_j^k)`` as much more stage-(k+1) work downstream: without this bound the stages
+   overshoot one after the other); ``out-flows`` = ``(l, f_jl^k, l_jl^k, l''_jl^k)`` for
+   the hosts l that j itself sends stage-k work to (for the transit swaps, 2a), and the
+   part of the recipient's last swap offers that j accepted. (H_j^{k+1} is built from the
+   raw h of the hosts j sends to.)
 2. **DTO-O** (every offloader i of stage k), in three parts:
 
    a. *Exchange cancellation.* If i sends stage-k flow to j while j sends stage-k flow back
@@ -33,6 +38,19 @@ last reports its downstream neighbours sent it. One round:
       diagonal step below cannot see: near saturation the node terms dominate each path's
       curvature, so a per-path Newton step moves a circulation by ``l / (h_i + h_j)`` per
       round (h ~ 2/(1 - rho)^3), which is what stalled DTO-EE at high load.
+
+      *Transit swaps* (the same direction through three hosts: i -> j while j -> l of the
+      same stage, which includes every cycle i -> j -> l -> i). If i also reaches l, moving
+      c from i->j to i->l while j keeps c of its own flow to l local leaves every node load
+      unchanged and changes only link flows; J_r's derivative along it is
+      ``d1 = l_il - l_ij - l_jl`` and its curvature ``d2 = l''_il + l''_ij + l''_jl`` (link
+      terms only: the node terms cancel exactly). When d1 < 0, i offers j (``dtoee/swap``)
+      the 1-D Newton step ``c = -d1 / d2``, capped by f_ij^k (over all its offers), f_jl^k and
+      the room on link i->l up to rho_bar; next round j accepts, per l, at most f_jl^k less
+      the flow l sends back to j (left to the exchange cancellation), scaled down in
+      proportion when several offerers ask for the same flow, and says so in its reports;
+      both sides then move the accepted amount in the same round. (Online, where the
+      offerer acts one period after j, j accepts only within its own spare.)
    b. *Scaled projected-gradient step* on its own outgoing flows, with path marginals
       ``a_j = l_ij^k + delta_j^k`` and curvatures ``H_j = m_i l''_ij^k + sqrt(n_j) h_j^k``
       (exact solve of the diagonal Newton model on the capped simplex,
@@ -44,7 +62,8 @@ last reports its downstream neighbours sent it. One round:
 
       (``m_i`` = number of stages i sends over that link; ``sqrt(n_j)``: a softened Jacobi
       factor for the n_j senders moving at once; ``beta`` adapted locally: halved when a step
-      reverses the previous one, grown by 10% otherwise; ``v_i^k`` the node's own last move,
+      reverses the previous one, grown by ``step_growth`` (1.5x in memory, 1.1x online, where
+      gradients are noisy) otherwise; ``v_i^k`` the node's own last move,
       heavy-ball momentum ``m = 0.8`` dropped after a reversal; ``P_U`` the projection on
       the capped simplex). Caps ``U_j``: ``f_ij^k + headroom_j`` normally; when host j is
       past ``rho_bar`` it asks every sender to cut its flow by the share
@@ -54,7 +73,9 @@ last reports its downstream neighbours sent it. One round:
       an overshoot there is shed in turn next round); what still finds no room is cut in
       the same share everywhere (a link's cut first).
    c. every host j of stage k < K moves its exit share by an exact 1-D proximal Newton
-      step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` (the threshold is set where the marginal
+      step on ``-w A_k(e) + (1 - e) Delta_j^{k+1}`` with the raw downstream curvature
+      ``H_j^{k+1}`` (one actor: the Jacobi factor belongs to the offloading step; with it
+      the exit shares crawled near saturation) (the threshold is set where the marginal
       delay saved by exiting equals w times the marginal accuracy lost), damped by its own
       adaptive beta, never below the share that keeps its continuing flow within the
       downstream hosts' headroom (or their shed), then reads ``theta_j^k = e_k^{-1}(e_j^k)``.
@@ -68,7 +89,12 @@ What the update guarantees, and under which assumptions:
 * always: each ``x_i^k`` is a probability distribution and each threshold lies in [0, 1]
   after every round (every step is a projection on the simplex / a clip to [E0, 1]);
 * part (a) never raises J when both sides act on the same round's numbers (synchronous
-  rounds; in the co-simulation only reports from the last period are used);
+  rounds; in the co-simulation only reports from the last period are used). A transit
+  swap keeps every node load exactly (both sides move the amount j accepted, in the same
+  in-memory round) and is a Newton step on J_r restricted to that direction, whose only
+  curvature is the three links': a descent step whenever the link model holds along it
+  (links below rho_bar, which the cap on i->l keeps); several swaps and the step (b) in
+  the same round are not jointly guaranteed to descend (a safeguard, not a proof);
 * part (b) is a descent step for J_r (the penalised objective, convex in the flows) for one
   offloader moving alone with exact marginals: the diagonal model with the exact path
   second derivatives majorises J_r along the step as long as the queues stay below
@@ -79,8 +105,10 @@ What the update guarantees, and under which assumptions:
 * feasibility: a host or link past ``rho_bar`` is brought back to ``rho_bar`` in one
   round whenever the other hosts the senders can reach have that much room (measured
   load = actual load); the warm-up from the capacity-proportional start may overload for a
-  few rounds. On the acceptance set (tests/optimizer) the remaining overloads after round 5
-  are listed in docs/benchmarks.md.
+  few rounds. Not guaranteed: when an overloaded host's own work can only go to hosts
+  that are full, it stays overloaded until their other senders move away by ordinary
+  (slow, near saturation) gradient steps: on the 68-instance acceptance set this happens
+  on one instance (high_load seed 14, rounds 6-8; docs/benchmarks.md).
 
 :func:`run_in_memory` runs synchronous rounds over an in-memory exchange; :class:`DtoeePolicy`
 runs the same agents inside the co-simulation, one step per node every ``period_s``, from
@@ -133,6 +161,10 @@ class DtoeeConfig:
     max_report_age_s: reports older than this are ignored (DtoeePolicy); None = 3 periods.
     cancel_exchanges: cancel two-way exchanges of the same stage's work between two hosts
         (:meth:`NodeAgent._cancel_exchange`); False only to measure what it buys.
+    transit_swaps: offer and accept transit swaps (:meth:`NodeAgent._offer_swaps`); False
+        only to measure what they buy.
+    downstream_headroom: a host's headroom is bounded by its downstream hosts' room divided
+        by its continuing share (False only to measure what it buys).
     shed_into_spare: a sender shedding an overloaded host may fill the other hosts' whole
         spare rate (not only its per-sender share of it).
     momentum: heavy-ball weight m of an offloader's own last move (0 = none); dropped for a
@@ -207,6 +239,9 @@ class ReceiverReport:
     cuts its flow to it by this share, which brings rho_j back to rho_bar in one round;
     spare_per_s: the host's whole spare stage-k rate up to rho_bar (what a sender shedding
     an overloaded host may use when the per-sender headroom is not enough).
+    out_flows: ``(l, f_jl^k, l_jl^k, l''_jl^k)`` per host l that ``src`` sends its own stage-k
+    work to (flow, link marginal, link curvature: what a transit swap needs);
+    accepted: ``(l, c)``: the part of the recipient's last swap offers ``src`` accepted.
     """
 
     src: NodeName
