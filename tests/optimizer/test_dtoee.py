@@ -100,26 +100,87 @@ def test_the_stress_set_has_what_it_claims():
     assert max(b for s in slow for b in s.transfer_bytes.values()) > 1e6
 
 
+# The hardest high-load instances of the set (before the transit swaps and the downstream
+# headroom bound: seed 6 was 3% off after 300 rounds, 0 / 13 / 15 took 33-45 rounds to 5%, 4 took
+# 185 rounds to 1%, 0 overloaded a node in round 7), and the slowest w_range instance (w = 10).
+HARD_SUBSET = [("high_load", 0), ("high_load", 4), ("high_load", 6), ("high_load", 13), ("high_load", 15),
+               ("w_range", 4)]
+
+
+@pytest.mark.parametrize("category, seed", HARD_SUBSET)
+def test_dtoee_meets_the_round_budget_on_the_hardest_instances(category, seed):
+    """ACCEPTANCE (issue 12, CI subset of the full set below): within 5% after 30 rounds and 1%
+    after 100, no node or link overloaded after round 5, invariants after every round."""
+    system = stress_instance(category, seed, stress_scales()[category][seed])
+    gaps, overloaded = _acceptance_run(category, seed, system, 100)
+    assert gaps[29] <= 0.05 and gaps[99] <= GAP, (category, seed, gaps[29], gaps[99])
+    assert not overloaded, (category, seed, overloaded[:5])
+
+
+def test_transit_swaps_are_what_unsticks_circulating_work():
+    """high_load seed 6 (7 nodes, every node at ~0.94 at the optimum): without transit swaps
+    stage-1 work keeps flowing i -> j -> l (node loads already right) and DTO-EE is still
+    above 1% after 100 rounds; with them it is within 1%, and it routes no more stage-1 work
+    between hosts than the optimum does (+2%)."""
+    from optimizer.system import propagate
+
+    system = stress_instance("high_load", 6, stress_scales()["high_load"][6])
+    optimum = solve_centralized(system)
+    gap = lambda h: (h.objective[-1] - optimum.objective) / optimum.mean_delay_s  # noqa: E731
+    without = run_in_memory(system, 100, config=DtoeeConfig(transit_swaps=False))
+    with_swaps = run_in_memory(system, 100)
+    assert gap(without) > GAP and gap(with_swaps) <= GAP, (gap(without), gap(with_swaps))
+
+    def transferred(x, shares):
+        flows = propagate(system, x, shares)
+        return sum(v for (i, j, k), v in flows.offload.items() if k == 1 and i != j)
+
+    assert transferred(with_swaps.x, with_swaps.exit_share) <= 1.02 * transferred(optimum.x, optimum.exit_share)
+    assert transferred(without.x, without.exit_share) > 1.2 * transferred(optimum.x, optimum.exit_share)
+
+
+def test_swap_messages_round_trip_and_reject_junk():
+    from optimizer.dtoee import SwapOffer
+
+    offer = SwapOffer("a", "b", 1, "c", 2.5, 3.0)
+    assert SwapOffer.from_payload("a", "b", offer.to_payload()) == offer
+    assert SwapOffer.from_payload("a", "b", {"kind": "dtoee/swap", "stage": 1}) is None
+    assert SwapOffer.from_payload("a", "b", {**offer.to_payload(), "flow": float("nan")}) is None
+    report = ReceiverReport("b", 1, 0.1, 2.0, 3, 4.0, 5.0, out_flows=(("c", 1.0, 0.01, 1e-4),), accepted=(("c", 0.5),))
+    assert ReceiverReport.from_payload("b", report.to_payload()) == report
+    bad = {**report.to_payload(), "out": [["c", float("inf"), 0.0, 0.0]]}
+    assert ReceiverReport.from_payload("b", bad) is None
+
+
+@pytest.fixture(scope="module")
+def full_set_results():
+    """(category, seed, gaps per round, overloaded rounds > 5) for the whole acceptance set."""
+    return [(category, seed, *_acceptance_run(category, seed, system)) for category, seed, system in acceptance_set()]
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load reaches 5% by "
-                   "round 30 on 11/16 and 1% by 100 on 13/16, one high_load instance is 3% off after 300 "
-                   "rounds, one instance overloads a queue after round 5")
-def test_dtoee_full_acceptance_set():
+def test_dtoee_full_acceptance_set(full_set_results):
     """ACCEPTANCE (issue 12) over the >= 60 instances: per category, within 5% after 30 rounds and
-    1% after 100 on >= 90%; within 1% after 300 on all; no node or link overloaded after round 5."""
+    1% after 100 on >= 90%; within 1% after 300 on all."""
     failures = []
     by_category: dict[str, list] = {}
-    for category, seed, system in acceptance_set():
-        gaps, overloaded = _acceptance_run(category, seed, system)
+    for category, seed, gaps, _ in full_set_results:
         by_category.setdefault(category, []).append((gaps[29] <= 0.05 and gaps[99] <= GAP))
         if gaps[-1] > GAP:
             failures.append((category, seed, "gap", float(gaps[-1])))
-        if overloaded:
-            failures.append((category, seed, "overloaded", overloaded[:3]))
     for category, ok in by_category.items():
         if sum(ok) < 0.9 * len(ok):
             failures.append((category, "fast", f"{sum(ok)}/{len(ok)}"))
-    assert not failures, failures
+    assert len(full_set_results) >= 60 and not failures, failures
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load seed 14 overloads "
+                   "a node in rounds 6-8 (its own work can only go to hosts that are full)")
+def test_dtoee_never_overloads_after_round_five(full_set_results):
+    """ACCEPTANCE (issue 12): no node or link overloaded after round 5 on any instance."""
+    overloaded = [(category, seed, rounds[:3]) for category, seed, _, rounds in full_set_results if rounds]
+    assert not overloaded, overloaded
 
 
 def test_no_early_exit_mode_keeps_thresholds_at_one():
