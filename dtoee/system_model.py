@@ -97,7 +97,7 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
     )
 
 
-def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dict:
+def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_samples=None) -> dict:
     """What the system model predicts for ``policy`` (its offloading and thresholds now).
 
     Exit shares and accuracy are exact over ``table`` (conditional on survival,
@@ -107,6 +107,19 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dic
     ``optimizer_mean_delay_s`` is the optimizer's own M/M/1 figure
     (:func:`optimizer.system.assess_flows`), and ``accuracy_unconditional_curves`` what the
     unconditional exit curves give (the selection effect), both for comparison.
+
+    Accuracy, two ways. With q_s = P(sample s is answered right) under the policy's routing
+    and thresholds (:attr:`optimizer.system.SampleFlows.correct_by_sample`):
+
+    * ``accuracy`` = mean of q_s over the whole ``table`` (the split the run draws from): what
+      the model predicts before the run. A run of n tasks delivers it up to sampling noise,
+      ``accuracy_sampling_se`` = sqrt(A (1 - A) / n).
+    * ``accuracy_on_run_samples`` = mean of q_s over ``run_samples`` (the sample index of
+      each task the run measured, tasks.parquet's ``sample``): the model's prediction given
+      the inputs the run drew, with the policy's current thresholds. Only the routing draws
+      are left: ``accuracy_routing_se`` = sqrt(sum q_s (1 - q_s)) / n (0 where every host of a
+      stage has one threshold: then the exit of each sample is determined and the prediction
+      checks that the model's exit rule is the simulator's).
     """
     from optimizer.system import assess_flows, evaluate, sample_flows, simulator_delay, strategy_of_policy
 
@@ -125,21 +138,41 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dic
         "feasible": bool(evaluation.feasible),
         "accuracy": exact.accuracy,
         "accuracy_unconditional_curves": unconditional.accuracy,
+        **_on_run_samples(exact.correct_by_sample, run_samples),
         "exit_share_by_stage": {str(k): v for k, v in exact.exit_stage_share.items()},
         "utilisation_by_node": {j: float(r) for j, r in evaluation.rho.items()},
     }
+
+
+def _on_run_samples(correct_by_sample, run_samples) -> dict:
+    """The accuracy figures of :func:`predicted_figures` that depend on the run's samples."""
+    import numpy as np
+
+    accuracy = float(np.mean(correct_by_sample))
+    n = 0 if run_samples is None else len(run_samples)
+    if n == 0:
+        return {"accuracy_on_run_samples": None, "accuracy_routing_se": None, "accuracy_sampling_se": None,
+                "run_samples": n}
+    q = np.asarray(correct_by_sample)[np.asarray(run_samples, dtype=int)]
+    return {"accuracy_on_run_samples": float(q.mean()),
+            "accuracy_routing_se": float(np.sqrt(np.sum(q * (1.0 - q))) / n),
+            "accuracy_sampling_se": float(np.sqrt(accuracy * (1.0 - accuracy) / n)),
+            "run_samples": n}
 
 
 def prediction_error(summary: dict, predicted: dict) -> dict:
     """Delivered minus predicted: delay in seconds and as a share of delivered, accuracy and
     exit shares in points."""
     delivered_delay = (summary.get("delay_s") or {}).get("mean")
-    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None, "exit_share_pts": {}}
+    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None,
+                   "accuracy_on_run_samples_pts": None, "exit_share_pts": {}}
     if delivered_delay is not None and predicted.get("mean_delay_s") is not None:
         error["mean_delay_s"] = delivered_delay - predicted["mean_delay_s"]
         error["mean_delay_rel"] = error["mean_delay_s"] / delivered_delay
     if summary.get("accuracy") is not None:
         error["accuracy_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy"])
+        if predicted.get("accuracy_on_run_samples") is not None:
+            error["accuracy_on_run_samples_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy_on_run_samples"])
     for k, share in predicted["exit_share_by_stage"].items():
         delivered = summary.get("exit_share_by_stage", {}).get(k)
         if delivered is not None:

@@ -531,7 +531,9 @@ class SampleFlows:
     exit_share / correct_share: {(j, k)}: among tasks reaching exit k at node j, the share
     that exits there and the share that exits there correctly;
     reach: (N, K) P(sample s reaches exit k) (the survival weights of the conditional curves);
-    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right.
+    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right;
+    correct_by_sample: (N,) q_s = P(sample s is answered right) over the routing draws
+    (accuracy = mean of q_s; q_s is 0 or 1 where every host of a stage has one threshold).
     """
 
     flows: Flows
@@ -540,6 +542,7 @@ class SampleFlows:
     reach: np.ndarray
     exit_stage_share: dict[int, float]
     accuracy: float
+    correct_by_sample: np.ndarray
 
 
 def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> SampleFlows:
@@ -572,7 +575,7 @@ def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: A
     shares: dict[tuple[NodeName, int], float] = {}
     correct_share: dict[tuple[NodeName, int], float] = {}
     exit_stage: dict[int, float] = {}
-    right = 0.0
+    right = np.zeros(n_samples)
     for k in range(1, K + 1):
         route = np.zeros((n_nodes, n_nodes))
         at = mass.sum(axis=0)
@@ -599,10 +602,10 @@ def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: A
             shares[(j, k)] = float(leaving.sum() / arrived) if arrived > 0 else (1.0 if k == K else 0.0)
             correct_share[(j, k)] = float((leaving * ok).sum() / arrived) if arrived > 0 else 0.0
         exit_stage[k] = float(exits.sum() / n_samples)
-        right += float((exits.sum(axis=1) * ok).sum())
+        right += exits.sum(axis=1) * ok
         mass = arrive - exits
     flows = propagate(system, x, shares)
-    return SampleFlows(flows, shares, correct_share, reach, exit_stage, right / n_samples)
+    return SampleFlows(flows, shares, correct_share, reach, exit_stage, float(right.mean()), right)
 
 
 def evaluate_on_samples(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> Evaluation:
