@@ -62,17 +62,30 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
         exit_curves=curves,
         w=scenario.policy.w,
         result_bytes=model.result_bytes + FRAME_HEADER_BYTES,
+        calibration_samples=sample_table(model, split) if _has_split(model, split) else None,
     )
 
 
-def sample_table(model):
-    """The per-sample confidences and correctness of the split the simulation draws its tasks
-    from (the model's replay table over its test split). Pass another
-    :class:`~optimizer.exit_curves.SampleTable` (e.g. the validation split's) to
-    :func:`predicted_figures` to predict from another split."""
+def _has_split(model, split: str) -> bool:
+    labels = model.validation_labels if split == CALIBRATION_SPLIT else model.test_labels
+    return len(labels) > 0
+
+
+def sample_table(model, split: str = "test"):
+    """The per-sample confidences and correctness of ``split``: "test" (default), the split
+    the simulation draws its tasks from (the model's replay table), or "validation", the one
+    the exit curves and every policy are calibrated on (``SystemModel.calibration_samples``).
+    Pass another :class:`~optimizer.exit_curves.SampleTable` to :func:`predicted_figures` to
+    predict from another split."""
     from optimizer.exit_curves import SampleTable
 
-    return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
+    if split == CALIBRATION_SPLIT:
+        replay, labels = model.validation_replay, model.validation_labels
+    elif split == "test":
+        replay, labels = model.replay, model.test_labels
+    else:
+        raise ValueError(f"split={split!r}: must be {CALIBRATION_SPLIT!r} or 'test'")
+    return SampleTable.from_predictions(replay.confidence, replay.predicted, labels)
 
 
 def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):

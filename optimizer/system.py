@@ -195,6 +195,11 @@ class SystemModel:
         w: seconds per unit of accuracy, >= 0.
         result_bytes: size of the result sent back (co-simulation only).
         result_delay_s: constant result-return delay added to D.
+        calibration_samples: optional :class:`~optimizer.exit_curves.SampleTable` of the split
+            the exit curves were measured on (the validation split): per-sample confidences
+            and correctness, from which exit curves conditional on survival are measured
+            (:func:`optimizer.centralized.solve_self_consistent`). A model property, like
+            the curves; None if not known.
 
     Raises:
         ValueError: naming the field, the value and what is allowed.
@@ -211,6 +216,7 @@ class SystemModel:
     w: float = 0.5
     result_bytes: float = 0.0
     result_delay_s: float = 0.0
+    calibration_samples: Any = None
 
     def __post_init__(self) -> None:
         """Validate and normalise every field (one checker per field below), then freeze."""
@@ -228,6 +234,9 @@ class SystemModel:
             "exit_curves": _frozen(_check_curves(self.exit_curves, K)),
             **{name: _non_negative(name, getattr(self, name)) for name in ("w", "result_bytes", "result_delay_s")},
         }
+        table = self.calibration_samples
+        if table is not None and getattr(table, "num_stages", None) != K:
+            raise ValueError(f"calibration_samples must be a SampleTable with {K} exits, got {table!r}")
         for name, value in normalised.items():
             object.__setattr__(self, name, value)  # the one way to set a frozen dataclass's field
         self._check_reachable()
