@@ -110,7 +110,8 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
     )
 
 
-def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_samples=None) -> dict:
+def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_samples=None, run_created_s=None,
+                      strategies=None) -> dict:
     """What the system model predicts for ``policy`` (its offloading and thresholds now).
 
     Exit shares and accuracy are exact over ``table`` (conditional on survival,
@@ -129,10 +130,13 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_sa
       ``accuracy_sampling_se`` = sqrt(A (1 - A) / n).
     * ``accuracy_on_run_samples`` = mean of q_s over ``run_samples`` (the sample index of
       each task the run measured, tasks.parquet's ``sample``): the model's prediction given
-      the inputs the run drew, with the policy's current thresholds. Only the routing draws
-      are left: ``accuracy_routing_se`` = sqrt(sum q_s (1 - q_s)) / n (0 where every host of a
-      stage has one threshold: then the exit of each sample is determined and the prediction
-      checks that the model's exit rule is the simulator's).
+      the inputs the run drew, each task scored with the thresholds and offloading in force
+      when it was created (``strategies``: [(time_s, x, theta)] in time order, e.g.
+      :func:`strategies_from_log` of policy.parquet, with ``run_created_s``; default: the
+      policy's current ones for every task). Only the routing draws are left:
+      ``accuracy_routing_se`` = sqrt(sum q (1 - q)) / n (0 where every host of a stage has
+      one threshold: then each sample's exit is determined and the prediction checks that
+      the model's exit rule and thresholds are the simulator's).
     """
     from optimizer.system import assess_flows, evaluate, sample_flows, simulator_delay, strategy_of_policy
 
@@ -151,26 +155,56 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_sa
         "feasible": bool(evaluation.feasible),
         "accuracy": exact.accuracy,
         "accuracy_unconditional_curves": unconditional.accuracy,
-        **_on_run_samples(exact.correct_by_sample, run_samples),
+        **_on_run_samples(system, table, (x, theta), exact.correct_by_sample, run_samples, run_created_s, strategies),
         "exit_share_by_stage": {str(k): v for k, v in exact.exit_stage_share.items()},
         "utilisation_by_node": {j: float(r) for j, r in evaluation.rho.items()},
     }
 
 
-def _on_run_samples(correct_by_sample, run_samples) -> dict:
-    """The accuracy figures of :func:`predicted_figures` that depend on the run's samples."""
+def strategies_from_log(rows) -> list[tuple[float, dict, dict]]:
+    """[(time_s, x, theta)] from policy.parquet's rows (``dtoee.control.POLICY_COLUMNS``:
+    time_s, node, stage, kind, target, value), one per snapshot time, in time order."""
+    by_time: dict[float, tuple[dict, dict]] = {}
+    for time_s, node, stage, kind, target, value in rows:
+        x, theta = by_time.setdefault(float(time_s), ({}, {}))
+        if kind == "offload":
+            x.setdefault((node, int(stage)), {})[target] = float(value)
+        elif kind == "threshold":
+            theta[(node, int(stage))] = float(value)
+    return [(t, *by_time[t]) for t in sorted(by_time)]
+
+
+def _on_run_samples(system, table, now, correct_now, run_samples, run_created_s, strategies) -> dict:
+    """The accuracy figures of :func:`predicted_figures` that depend on the run's samples.
+    ``now``: the policy's current (x, theta), filling whatever a logged strategy lacks."""
     import numpy as np
 
-    accuracy = float(np.mean(correct_by_sample))
+    from optimizer.system import sample_flows
+
+    accuracy = float(np.mean(correct_now))
     n = 0 if run_samples is None else len(run_samples)
     if n == 0:
         return {"accuracy_on_run_samples": None, "accuracy_routing_se": None, "accuracy_sampling_se": None,
-                "run_samples": n}
-    q = np.asarray(correct_by_sample)[np.asarray(run_samples, dtype=int)]
+                "run_samples": n, "run_strategies": 0}
+    samples = np.asarray(run_samples, dtype=int)
+    if not strategies or run_created_s is None:
+        q, used = np.asarray(correct_now)[samples], 1
+    else:  # each task with the strategy in force when it was created
+        times = np.array([t for t, _, _ in strategies])
+        index = np.clip(np.searchsorted(times, np.asarray(run_created_s, float), side="right") - 1, 0, None)
+        q = np.empty(n)
+        previous, q_by_sample, used = None, None, 0
+        for m in np.unique(index):
+            _, logged_x, logged_theta = strategies[m]
+            x = {**now[0], **{key: value for key, value in logged_x.items() if value}}
+            theta = {**now[1], **logged_theta}
+            if (x, theta) != previous:
+                q_by_sample, previous, used = sample_flows(system, x, theta, table).correct_by_sample, (x, theta), used + 1
+            q[index == m] = q_by_sample[samples[index == m]]
     return {"accuracy_on_run_samples": float(q.mean()),
             "accuracy_routing_se": float(np.sqrt(np.sum(q * (1.0 - q))) / n),
             "accuracy_sampling_se": float(np.sqrt(accuracy * (1.0 - accuracy) / n)),
-            "run_samples": n}
+            "run_samples": n, "run_strategies": used}
 
 
 def prediction_error(summary: dict, predicted: dict) -> dict:
