@@ -30,6 +30,20 @@ from dtoee.trace import measured_completed
 
 pytestmark = pytest.mark.ns3
 
+def _drawn_table(scenario, model, num_tasks: int):
+    """(indices, SampleTable) of the samples a run drew, in task order, by replaying its
+    ``samples`` stream (one draw per task). tasks.parquet's ``sample`` column now records
+    them; this replay is kept for tests that check the two agree (test_fidelity.py)."""
+    from dtoee.seeding import numpy_streams
+    from dtoee.system_model import sample_table
+    from optimizer.exit_curves import SampleTable
+
+    rng = numpy_streams(scenario.simulation.seed, sum(g.count for g in scenario.ue_groups))["samples"]
+    full = sample_table(model)
+    drawn = np.array([int(rng.integers(full.num_samples)) for _ in range(num_tasks)])
+    return drawn, SampleTable(full.confidence[drawn], full.correct[drawn])
+
+
 #: DTO-EE (online: its agents move thresholds and offloading every period) and two baselines
 POLICIES = ("dtoee", "static-greedy-sed", "static-random")
 
