@@ -43,13 +43,18 @@ class PolicyEntry:
     group: str
 
 
+#: above this many nodes DTO-EE keeps the all-sample curves: the calibration solves the
+#: centralised program (all-pairs links) a few times, which DTO-EE itself never needs
+CONDITIONAL_CURVES_MAX_NODES = 64
+
+
 def conditional_curves(system: SystemModel) -> SystemModel:
     """``system`` with the exit curves DTO-EE optimises: conditional on survival, measured on
     the calibration (validation) samples at the self-consistent optimum
     (:func:`optimizer.centralized.solve_self_consistent`): an offline calibration of model
     properties, nothing a node measures at run time. Unchanged if the system carries no
-    calibration samples."""
-    if system.calibration_samples is None:
+    calibration samples or has more than ``CONDITIONAL_CURVES_MAX_NODES`` nodes."""
+    if system.calibration_samples is None or len(system.nodes) > CONDITIONAL_CURVES_MAX_NODES:
         return system
     return solve_self_consistent(system).system
 
