@@ -1,6 +1,7 @@
 """Predicted against delivered accuracy for every policy of the registry (docs/fidelity.md, section 2).
 
-    .venv/bin/python bench/accuracy_prediction.py SCENARIO [--family vit] [--duration 20] [--out rows.csv]
+    .venv/bin/python bench/accuracy_prediction.py SCENARIO [--family vit] [--duration 20] [--policies a,b]
+                                                  [--out rows.csv]
 
 Runs SCENARIO once per policy (radio off, packet-level backhaul, the scenario's seed) and prints
 one markdown row each: delivered accuracy; the prediction on the run's own samples with the
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--family", default=None)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--policies", default=None, help="comma-separated registry names (default: all)")
     args = parser.parse_args()
 
     from ns3_glue.build import load_glue
@@ -47,7 +49,7 @@ def main() -> int:
     print("| family | policy | tasks | delivered | on the run's samples (error, routing s.e.) | "
           "old curves, same samples and strategies (error) | over the split (error, sampling s.e.) |")
     print("|---|---|---|---|---|---|---|")
-    for policy in POLICIES:
+    for policy in (args.policies.split(",") if args.policies else POLICIES):
         sets = [f"policy.kind={policy}", f"simulation.duration_s={args.duration}", "simulation.drain_s=3",
                 "radio.enabled=false", "simulation.progress=false"]
         if args.family:

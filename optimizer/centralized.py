@@ -295,22 +295,24 @@ def solve_centralized(system: SystemModel) -> Solution:
 class SelfConsistentSolution:
     """The optimum under exit curves conditional on survival (:func:`solve_self_consistent`).
 
-    solution: the convex solve whose strategy scored best on the samples (its own figures are
-    the hull model's it was solved with); system: ``system`` with the conditional exit curves
-    that strategy induces on the samples (give it to DTO-EE or a baseline: they then optimise
-    with the curves of the survivors at the optimum); exact: that strategy scored on the
-    samples (conditional exit shares, sample-exact accuracy, the optimizer's M/M/1 delay);
-    residual_accuracy: the hull-model accuracy of ``solution`` minus the sample-exact one;
-    rounds: convex solves made; residuals: after each solve, mean |R_r - Rbar_{r-1}| (how far
-    the survival weights the strategy induces are from those its curves were measured on);
-    damped_from: the round from which the weights were averaged (None: never);
-    converged: the last residual was <= ``tol``.
+    solution: the round whose strategy scored best on the samples (sample-exact J), the exact
+    convex optimum of ``system``; system: ``system`` with the conditional exit curves that
+    solve used (give it to DTO-EE or a baseline: they then optimise the model whose optimum
+    ``solution`` is); best_round: which round that was; exact: that strategy scored on the samples (conditional
+    exit shares, sample-exact accuracy, the optimizer's M/M/1 delay); residual_accuracy: the
+    hull-model accuracy of ``solution`` minus the sample-exact one; rounds: convex solves
+    made; residuals: after each solve, mean |R_r - Rbar_{r-1}| (how far the survival weights
+    the strategy induces are from those its curves were measured on); damped_from: the round
+    from which the weights were averaged (None: never); converged: the last residual was
+    <= ``tol`` (the iteration reached a fixed point; ``residuals[best_round - 1]`` is how far
+    the returned round is from one).
     """
 
     solution: Solution
     system: SystemModel
     exact: Any
     residual_accuracy: float
+    best_round: int
     rounds: int
     residuals: tuple[float, ...]
     damped_from: int | None
@@ -351,16 +353,19 @@ def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 
     What it guarantees (proof sketch):
 
     * each solve is the exact optimum of a convex model (Clarabel);
-    * converged (rho <= tol): the returned curves are, to tol, those of the survivors of
-      the strategy solved with them: no selection effect left in the model;
     * damped phase: Rbar is the mean of the R's since r0, so it moves by at most
       1 / (r - r0 + 2) per round and the curves (ratios of R-weighted sums) by O(1/r); if the
       R's cycle with period p (as the undamped map does on the LLaMA-style model), Rbar
       tends to the cycle's mean at rate O(p / r);
-    * whatever happens: the returned strategy is the best of all rounds on the sample-exact
-      objective, so it is never worse than round 1's, the optimum of the old unconditional
-      model (the best-so-far is monotone non-increasing), and ``residuals`` and
-      ``residual_accuracy`` report how self-consistent it is.
+    * converged (rho <= tol): the last round's curves are, to tol, the ones its own strategy
+      induces: a fixed point;
+    * whatever happens, the round whose strategy scored best on the sample-exact objective
+      is returned with the curves it was solved with: ``solution`` is the exact optimum of
+      the model handed on (``system``), so the oracle and DTO-EE optimise one model, and it is
+      never worse than round 1's, the optimum of the old unconditional model (the
+      best-so-far is monotone non-increasing). The fixed point is not always the best round
+      (the hull over-estimates non-concave conditional curves): ``best_round``,
+      ``residuals`` and ``residual_accuracy`` say how self-consistent the returned one is.
 
     It is not a global optimum of the non-convex joint problem (routing and thresholds). The
     hull the solve uses over-estimates a non-concave curve, and one curve per stage averages
@@ -378,7 +383,8 @@ def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 
     residuals: list[float] = []
     damped_from: int | None = None
     for round_ in range(1, max_rounds + 1):
-        solution = solve_centralized(conditional_system(system, table, reach_bar))
+        current = conditional_system(system, table, reach_bar)
+        solution = solve_centralized(current)
         if not solution.x:
             if best is None:
                 raise ValueError(f"the centralised problem was not solved: {solution.status}")
@@ -386,7 +392,7 @@ def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 
         exact = sample_flows(system, solution.x, solution.theta, table)
         scored = assess_flows(system, exact.flows, exact.correct_share)
         if best is None or scored.objective < best[0]:
-            best = (scored.objective, solution, exact.reach, scored)
+            best = (scored.objective, solution, current, scored, round_)
         residuals.append(float(np.abs(exact.reach - reach_bar).mean()))
         if residuals[-1] <= tol:
             break
@@ -394,8 +400,9 @@ def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 
             damped_from = round_
         step = 1.0 if damped_from is None else 1.0 / (round_ - damped_from + 2)
         reach_bar = reach_bar + step * (exact.reach - reach_bar)
-    _, solution, reach, scored = best
+    converged = residuals[-1] <= tol
+    _, solution, current, scored, best_round = best
     return SelfConsistentSolution(
-        solution=solution, system=conditional_system(system, table, reach), exact=scored,
-        residual_accuracy=solution.accuracy - scored.accuracy, rounds=len(residuals),
-        residuals=tuple(residuals), damped_from=damped_from, converged=residuals[-1] <= tol)
+        solution=solution, system=current, exact=scored,
+        residual_accuracy=solution.accuracy - scored.accuracy, best_round=best_round, rounds=len(residuals),
+        residuals=tuple(residuals), damped_from=damped_from, converged=converged)
