@@ -201,6 +201,7 @@ def _on_run_samples(system, table, now, correct_now, run_samples, run_created_s,
             if (x, theta) != previous:
                 q_by_sample, previous, used = sample_flows(system, x, theta, table).correct_by_sample, (x, theta), used + 1
             q[index == m] = q_by_sample[samples[index == m]]
+    q = np.clip(q, 0.0, 1.0)  # sums of routing probabilities: round-off can leave 1 + 1e-16
     return {"accuracy_on_run_samples": float(q.mean()),
             "accuracy_routing_se": float(np.sqrt(np.sum(q * (1.0 - q))) / n),
             "accuracy_sampling_se": float(np.sqrt(accuracy * (1.0 - accuracy) / n)),
