@@ -124,11 +124,13 @@ def cmd_optimize(args) -> int:
     calibration, evaluation = scenario_system(scenario, (CALIBRATION_SPLIT, EVALUATION_SPLIT))
     report = optimize_report(calibration, rounds=args.rounds, evaluation_system=evaluation,
                              baseline_policies=_baselines_as_simulated(scenario, calibration),
-                             evaluation_name=f"raw exit curves of the {EVALUATION_SPLIT} split "
+                             evaluation_name=f"per-sample confidences of the {EVALUATION_SPLIT} split "
                                              f"(every policy calibrated on the {CALIBRATION_SPLIT} split)")
     report["data_splits"] = {"policies_computed_from": CALIBRATION_SPLIT, "evaluation": EVALUATION_SPLIT,
-                             "rounds_and_gap": f"{CALIBRATION_SPLIT} split, concave-hull model"}
-    print(f"DTO-EE rounds on the concave-hull model of the {CALIBRATION_SPLIT} curves (what it optimises)")
+                             "rounds_and_gap": f"{CALIBRATION_SPLIT} split, concave-hull model of the exit "
+                                               "curves conditional on survival"}
+    print(f"DTO-EE rounds on the concave-hull model of the {CALIBRATION_SPLIT} curves conditional on survival "
+          "(what it optimises)")
     print(f"{'round':>5} {'objective':>12} {'delay ms':>9} {'accuracy':>8} {'gap':>9}")
     for row in report["rounds"]:
         if row["round"] <= 10 or row["round"] % args.every == 0 or row["round"] == args.rounds:

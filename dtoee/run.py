@@ -29,7 +29,7 @@ from dtoee.control import POLICY_COLUMNS, ControlPlane, PolicyLog
 from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
-from dtoee.trace import Trace, hops_frame, summarize, tasks_frame, write_outputs
+from dtoee.trace import Trace, hops_frame, measured_completed, summarize, tasks_frame, write_outputs
 from dtoee.topology import backhaul_graph, next_hops
 from dtoee.workload import Workload
 from dtoee.network import UePlacement, make_network
@@ -420,7 +420,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         radio_model_hash=sim.radio_model.config_hash if sim.radio_model is not None else None,
         delay_breakdown_s=_finite(breakdown["mean_s"]), delay_breakdown_share=_finite(breakdown["share"]),
     )
-    summary.update(sim.predictor(summary))
+    summary.update(sim.predictor(summary, tasks, sim.policy_log.rows))
     return summary
 
 
@@ -507,17 +507,18 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
     for the policy as it stands when the summary is written (for an adaptive policy, its
     latest state), beside what the run delivered."""
     from dtoee.network import cached_radio_model
-    from dtoee.system_model import delay_model, predicted_figures, prediction_error, sample_table
+    from dtoee.system_model import (delay_model, predicted_figures, prediction_error, sample_table,
+                                    strategies_from_log)
 
     if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
         reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
-        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+        return lambda summary, tasks=None, policy_rows=None: {"predicted": {"unavailable": reason}, "prediction_error": {}}
     try:
         system = system or system_from_scenario(scenario, model, ues, figures)
         table = sample_table(model)
     except (ValueError, KeyError) as error:  # e.g. a static policy outside the model's reach
         reason = f"{type(error).__name__}: {error}"
-        return lambda summary: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+        return lambda summary, tasks=None, policy_rows=None: {"predicted": {"unavailable": reason}, "prediction_error": {}}
 
     # radio legs: the run's own radio model (hybrid, analytic) or a cached calibration
     radio = radio_model or (cached_radio_model(scenario) if scenario.radio.enabled else None)
@@ -528,9 +529,17 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
                                       + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
     delays = delay_model(scenario, access_delay_s=radio_s)
 
-    def predict(summary: dict) -> dict:
+    def predict(summary: dict, tasks=None, policy_rows=None) -> dict:
+        """``tasks``: the run's task frame, ``policy_rows``: policy.parquet's rows; the accuracy
+        is also predicted on the samples of the tasks the summary measured (completed, after
+        the warm-up), each with the strategy in force when it was created."""
+        run = {}
+        if tasks is not None and "sample" in tasks:
+            measured = measured_completed(tasks, scenario.simulation.warmup_s)
+            run = {"run_samples": measured["sample"].to_numpy(), "run_created_s": measured["created_s"].to_numpy(),
+                   "strategies": strategies_from_log(policy_rows) if policy_rows else None}
         try:
-            predicted = predicted_figures(system, policy, table, delays=delays)
+            predicted = predicted_figures(system, policy, table, delays=delays, **run)
             predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
         except (ValueError, KeyError) as error:
             return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}

@@ -62,17 +62,30 @@ def system_from_scenario(scenario: Scenario, model, ues: list[UePlacement], figu
         exit_curves=curves,
         w=scenario.policy.w,
         result_bytes=model.result_bytes + FRAME_HEADER_BYTES,
+        calibration_samples=sample_table(model, split) if _has_split(model, split) else None,
     )
 
 
-def sample_table(model):
-    """The per-sample confidences and correctness of the split the simulation draws its tasks
-    from (the model's replay table over its test split). Pass another
-    :class:`~optimizer.exit_curves.SampleTable` (e.g. the validation split's) to
-    :func:`predicted_figures` to predict from another split."""
+def _has_split(model, split: str) -> bool:
+    labels = model.validation_labels if split == CALIBRATION_SPLIT else model.test_labels
+    return len(labels) > 0
+
+
+def sample_table(model, split: str = "test"):
+    """The per-sample confidences and correctness of ``split``: "test" (default), the split
+    the simulation draws its tasks from (the model's replay table), or "validation", the one
+    the exit curves and every policy are calibrated on (``SystemModel.calibration_samples``).
+    Pass another :class:`~optimizer.exit_curves.SampleTable` to :func:`predicted_figures` to
+    predict from another split."""
     from optimizer.exit_curves import SampleTable
 
-    return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
+    if split == CALIBRATION_SPLIT:
+        replay, labels = model.validation_replay, model.validation_labels
+    elif split == "test":
+        replay, labels = model.replay, model.test_labels
+    else:
+        raise ValueError(f"split={split!r}: must be {CALIBRATION_SPLIT!r} or 'test'")
+    return SampleTable.from_predictions(replay.confidence, replay.predicted, labels)
 
 
 def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
@@ -97,7 +110,8 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
     )
 
 
-def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dict:
+def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_samples=None, run_created_s=None,
+                      strategies=None) -> dict:
     """What the system model predicts for ``policy`` (its offloading and thresholds now).
 
     Exit shares and accuracy are exact over ``table`` (conditional on survival,
@@ -107,6 +121,22 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dic
     ``optimizer_mean_delay_s`` is the optimizer's own M/M/1 figure
     (:func:`optimizer.system.assess_flows`), and ``accuracy_unconditional_curves`` what the
     unconditional exit curves give (the selection effect), both for comparison.
+
+    Accuracy, two ways. With q_s = P(sample s is answered right) under the policy's routing
+    and thresholds (:attr:`optimizer.system.SampleFlows.correct_by_sample`):
+
+    * ``accuracy`` = mean of q_s over the whole ``table`` (the split the run draws from): what
+      the model predicts before the run. A run of n tasks delivers it up to sampling noise,
+      ``accuracy_sampling_se`` = sqrt(A (1 - A) / n).
+    * ``accuracy_on_run_samples`` = mean of q_s over ``run_samples`` (the sample index of
+      each task the run measured, tasks.parquet's ``sample``): the model's prediction given
+      the inputs the run drew, each task scored with the thresholds and offloading in force
+      when it was created (``strategies``: [(time_s, x, theta)] in time order, e.g.
+      :func:`strategies_from_log` of policy.parquet, with ``run_created_s``; default: the
+      policy's current ones for every task). Only the routing draws are left:
+      ``accuracy_routing_se`` = sqrt(sum q (1 - q)) / n (0 where every host of a stage has
+      one threshold: then each sample's exit is determined and the prediction checks that
+      the model's exit rule and thresholds are the simulator's).
     """
     from optimizer.system import assess_flows, evaluate, sample_flows, simulator_delay, strategy_of_policy
 
@@ -125,21 +155,72 @@ def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dic
         "feasible": bool(evaluation.feasible),
         "accuracy": exact.accuracy,
         "accuracy_unconditional_curves": unconditional.accuracy,
+        **_on_run_samples(system, table, (x, theta), exact.correct_by_sample, run_samples, run_created_s, strategies),
         "exit_share_by_stage": {str(k): v for k, v in exact.exit_stage_share.items()},
         "utilisation_by_node": {j: float(r) for j, r in evaluation.rho.items()},
     }
+
+
+def strategies_from_log(rows) -> list[tuple[float, dict, dict]]:
+    """[(time_s, x, theta)] from policy.parquet's rows (``dtoee.control.POLICY_COLUMNS``:
+    time_s, node, stage, kind, target, value), one per snapshot time, in time order."""
+    by_time: dict[float, tuple[dict, dict]] = {}
+    for time_s, node, stage, kind, target, value in rows:
+        x, theta = by_time.setdefault(float(time_s), ({}, {}))
+        if kind == "offload":
+            x.setdefault((node, int(stage)), {})[target] = float(value)
+        elif kind == "threshold":
+            theta[(node, int(stage))] = float(value)
+    return [(t, *by_time[t]) for t in sorted(by_time)]
+
+
+def _on_run_samples(system, table, now, correct_now, run_samples, run_created_s, strategies) -> dict:
+    """The accuracy figures of :func:`predicted_figures` that depend on the run's samples.
+    ``now``: the policy's current (x, theta), filling whatever a logged strategy lacks."""
+    import numpy as np
+
+    from optimizer.system import sample_flows
+
+    accuracy = float(np.mean(correct_now))
+    n = 0 if run_samples is None else len(run_samples)
+    if n == 0:
+        return {"accuracy_on_run_samples": None, "accuracy_routing_se": None, "accuracy_sampling_se": None,
+                "run_samples": n, "run_strategies": 0}
+    samples = np.asarray(run_samples, dtype=int)
+    if not strategies or run_created_s is None:
+        q, used = np.asarray(correct_now)[samples], 1
+    else:  # each task with the strategy in force when it was created
+        times = np.array([t for t, _, _ in strategies])
+        index = np.clip(np.searchsorted(times, np.asarray(run_created_s, float), side="right") - 1, 0, None)
+        q = np.empty(n)
+        previous, q_by_sample, used = None, None, 0
+        for m in np.unique(index):
+            _, logged_x, logged_theta = strategies[m]
+            x = {**now[0], **{key: value for key, value in logged_x.items() if value}}
+            theta = {**now[1], **logged_theta}
+            if (x, theta) != previous:
+                q_by_sample, previous, used = sample_flows(system, x, theta, table).correct_by_sample, (x, theta), used + 1
+            q[index == m] = q_by_sample[samples[index == m]]
+    q = np.clip(q, 0.0, 1.0)  # sums of routing probabilities: round-off can leave 1 + 1e-16
+    return {"accuracy_on_run_samples": float(q.mean()),
+            "accuracy_routing_se": float(np.sqrt(np.sum(q * (1.0 - q))) / n),
+            "accuracy_sampling_se": float(np.sqrt(accuracy * (1.0 - accuracy) / n)),
+            "run_samples": n, "run_strategies": used}
 
 
 def prediction_error(summary: dict, predicted: dict) -> dict:
     """Delivered minus predicted: delay in seconds and as a share of delivered, accuracy and
     exit shares in points."""
     delivered_delay = (summary.get("delay_s") or {}).get("mean")
-    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None, "exit_share_pts": {}}
+    error: dict = {"mean_delay_s": None, "mean_delay_rel": None, "accuracy_pts": None,
+                   "accuracy_on_run_samples_pts": None, "exit_share_pts": {}}
     if delivered_delay is not None and predicted.get("mean_delay_s") is not None:
         error["mean_delay_s"] = delivered_delay - predicted["mean_delay_s"]
         error["mean_delay_rel"] = error["mean_delay_s"] / delivered_delay
     if summary.get("accuracy") is not None:
         error["accuracy_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy"])
+        if predicted.get("accuracy_on_run_samples") is not None:
+            error["accuracy_on_run_samples_pts"] = 100.0 * (summary["accuracy"] - predicted["accuracy_on_run_samples"])
     for k, share in predicted["exit_share_by_stage"].items():
         delivered = summary.get("exit_share_by_stage", {}).get(k)
         if delivered is not None:

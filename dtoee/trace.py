@@ -30,6 +30,9 @@ TASK_COLUMNS = [
 # uplink_s / downlink_s: UE -> serving server and exit server -> UE transfer times (LTE + EPC
 #   + core link; NaN if that transfer did not finish); ue_distance_m: UE to serving eNB.
 TASK_RADIO_COLUMNS = ["input_bytes", "prompt_tokens", "uplink_s", "downlink_s", "ue_distance_m"]
+# sample: the index of the task's input in the test split (what the accuracy prediction on the
+# run's own samples, summary.json's predicted.accuracy_on_run_samples, is computed over).
+TASK_SAMPLE_COLUMNS = ["sample"]
 HOP_COLUMNS = [
     "task_id", "kind", "src", "dst", "stage", "bytes", "start_s", "end_s", "enqueue_s", "confidence", "exited",
 ]
@@ -60,8 +63,8 @@ def tasks_frame(tasks, ue_distance_m: dict[int, float] | None = None) -> pd.Data
                      t.label, bool(completed and t.predicted == t.label),
                      t.size.input_bytes if t.size is not None else t.payload_bytes,
                      t.size.tokens if t.size is not None else 0, t.uplink_s, t.downlink_s,
-                     distance.get(t.ue, math.nan)))
-    return pd.DataFrame(rows, columns=TASK_COLUMNS + TASK_RADIO_COLUMNS)
+                     distance.get(t.ue, math.nan), t.sample))
+    return pd.DataFrame(rows, columns=TASK_COLUMNS + TASK_RADIO_COLUMNS + TASK_SAMPLE_COLUMNS)
 
 
 def hops_frame(trace: Trace) -> pd.DataFrame:

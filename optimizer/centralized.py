@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import cvxpy as cp
 import numpy as np
@@ -295,16 +295,27 @@ def solve_centralized(system: SystemModel) -> Solution:
 class SelfConsistentSolution:
     """The optimum under exit curves conditional on survival (:func:`solve_self_consistent`).
 
-    solution: the last convex solve; system: the system with the conditional exit curves that
-    solve used (give it to DTO-EE or a baseline: they then optimise the same model);
-    rounds: convex solves made; threshold_moves: max |theta - theta_prev| after each round;
-    converged: whether the last move was below ``tol``.
+    solution: the round whose strategy scored best on the samples (sample-exact J), the exact
+    convex optimum of ``system``; system: ``system`` with the conditional exit curves that
+    solve used (give it to DTO-EE or a baseline: they then optimise the model whose optimum
+    ``solution`` is); best_round: which round that was; exact: that strategy scored on the samples (conditional
+    exit shares, sample-exact accuracy, the optimizer's M/M/1 delay); residual_accuracy: the
+    hull-model accuracy of ``solution`` minus the sample-exact one; rounds: convex solves
+    made; residuals: after each solve, mean |R_r - Rbar_{r-1}| (how far the survival weights
+    the strategy induces are from those its curves were measured on); damped_from: the round
+    from which the weights were averaged (None: never); converged: the last residual was
+    <= ``tol`` (the iteration reached a fixed point; ``residuals[best_round - 1]`` is how far
+    the returned round is from one).
     """
 
     solution: Solution
     system: SystemModel
+    exact: Any
+    residual_accuracy: float
+    best_round: int
     rounds: int
-    threshold_moves: tuple[float, ...]
+    residuals: tuple[float, ...]
+    damped_from: int | None
     converged: bool
 
 
@@ -321,43 +332,77 @@ def conditional_system(system: SystemModel, table, reach: np.ndarray) -> SystemM
     return replace(system, exit_curves=curves)
 
 
-def solve_self_consistent(system: SystemModel, table, *, max_rounds: int = 30, tol: float = 1e-3) -> SelfConsistentSolution:
-    """Optimise with exit curves conditional on survival, by a damped fixed-point iteration.
+def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 40,
+                          tol: float = 1e-3) -> SelfConsistentSolution:
+    """Optimise with exit curves conditional on survival: a fixed point in the survival weights.
 
-    Round 0 uses the unconditional curves of ``table`` (every sample weighted 1). Round r
-    (1) solves the convex program of the module docstring with the current curves,
-    (2) computes the survival weights R_r (N x K) its strategy induces
-    (:func:`optimizer.system.sample_flows`), (3) averages them, Rbar_r = Rbar_{r-1} +
-    (R_r - Rbar_{r-1}) / (r + 1), and re-measures every curve on Rbar_r. It stops when no
-    threshold moved by more than ``tol`` between rounds, or after ``max_rounds``.
+    ``table``: the per-sample confidences of the split to calibrate on (default: the
+    system's ``calibration_samples``, the validation split). R (N x K), R[s, k-1] = P(sample s
+    reaches exit k), defines the curves (:func:`conditional_system`); a strategy defines R
+    (:func:`optimizer.system.sample_flows`). Start from Rbar_0 = 1 (the unconditional curves:
+    the old model, with the selection effect). Round r:
 
-    What it guarantees: each solve is the exact optimum of a convex model; the averaging
-    makes successive curves (hence thresholds) move by O(1/r), so the iteration settles
-    rather than cycles (the undamped one cycles on the digits models). At a fixed point the
-    curves are those the strategy itself induces, so the model's accuracy equals the
-    sample-exact one. It is not a global optimum of the non-convex joint problem, and one
-    curve per stage averages the upstream mixes seen by different hosts of that stage;
-    ``converged`` says whether ``tol`` was met. The accuracy any run is scored against is
-    :func:`optimizer.system.sample_flows`, which is exact whatever this returns.
+    1. solve the convex program of the module docstring with the curves of Rbar_{r-1};
+    2. take the weights R_r its strategy induces, score the strategy on the samples (sample-
+       exact J = D - w A) and the residual rho_r = mean |R_r - Rbar_{r-1}|;
+    3. stop if rho_r <= ``tol`` (the strategy re-induces the curves it was solved with);
+    4. else Rbar_r = Rbar_{r-1} + a_r (R_r - Rbar_{r-1}): undamped (a_r = 1) while rho
+       decreases; from the first round it does not (a cycle or a stall, r0) on, the running
+       mean a_r = 1 / (r - r0 + 2).
+
+    What it guarantees (proof sketch):
+
+    * each solve is the exact optimum of a convex model (Clarabel);
+    * damped phase: Rbar is the mean of the R's since r0, so it moves by at most
+      1 / (r - r0 + 2) per round and the curves (ratios of R-weighted sums) by O(1/r); if the
+      R's cycle with period p (as the undamped map does on the LLaMA-style model), Rbar
+      tends to the cycle's mean at rate O(p / r);
+    * converged (rho <= tol): the last round's curves are, to tol, the ones its own strategy
+      induces: a fixed point;
+    * whatever happens, the round whose strategy scored best on the sample-exact objective
+      is returned with the curves it was solved with: ``solution`` is the exact optimum of
+      the model handed on (``system``), so the oracle and DTO-EE optimise one model, and it is
+      never worse than round 1's, the optimum of the old unconditional model (the
+      best-so-far is monotone non-increasing). The fixed point is not always the best round
+      (the hull over-estimates non-concave conditional curves): ``best_round``,
+      ``residuals`` and ``residual_accuracy`` say how self-consistent the returned one is.
+
+    It is not a global optimum of the non-convex joint problem (routing and thresholds). The
+    hull the solve uses over-estimates a non-concave curve, and one curve per stage averages
+    the upstream mixes of different hosts: ``residual_accuracy``. Every accuracy a run is
+    predicted or scored with is :func:`optimizer.system.sample_flows`, exact whatever this
+    returns.
     """
-    from optimizer.system import sample_flows
+    from optimizer.system import assess_flows, sample_flows
 
+    table = table if table is not None else system.calibration_samples
+    if table is None:
+        raise ValueError("solve_self_consistent needs a SampleTable: pass table= or set system.calibration_samples")
     reach_bar = np.ones((table.num_samples, system.num_stages))
-    current = conditional_system(system, table, reach_bar)
-    solution = solve_centralized(current)
-    moves: list[float] = []
-    rounds = 1
-    for round_ in range(1, max_rounds):
-        if not solution.x:
-            break
-        reach = sample_flows(system, solution.x, solution.theta, table).reach
-        reach_bar = reach_bar + (reach - reach_bar) / (round_ + 1)
+    best = None
+    residuals: list[float] = []
+    damped_from: int | None = None
+    for round_ in range(1, max_rounds + 1):
         current = conditional_system(system, table, reach_bar)
-        previous, solution = solution, solve_centralized(current)
-        rounds += 1
+        solution = solve_centralized(current)
         if not solution.x:
+            if best is None:
+                raise ValueError(f"the centralised problem was not solved: {solution.status}")
             break
-        moves.append(max(abs(solution.theta[key] - previous.theta[key]) for key in solution.theta))
-        if moves[-1] <= tol:
+        exact = sample_flows(system, solution.x, solution.theta, table)
+        scored = assess_flows(system, exact.flows, exact.correct_share)
+        if best is None or scored.objective < best[0]:
+            best = (scored.objective, solution, current, scored, round_)
+        residuals.append(float(np.abs(exact.reach - reach_bar).mean()))
+        if residuals[-1] <= tol:
             break
-    return SelfConsistentSolution(solution, current, rounds, tuple(moves), bool(moves) and moves[-1] <= tol)
+        if damped_from is None and len(residuals) >= 2 and residuals[-1] >= residuals[-2]:
+            damped_from = round_
+        step = 1.0 if damped_from is None else 1.0 / (round_ - damped_from + 2)
+        reach_bar = reach_bar + step * (exact.reach - reach_bar)
+    converged = residuals[-1] <= tol
+    _, solution, current, scored, best_round = best
+    return SelfConsistentSolution(
+        solution=solution, system=current, exact=scored,
+        residual_accuracy=solution.accuracy - scored.accuracy, best_round=best_round, rounds=len(residuals),
+        residuals=tuple(residuals), damped_from=damped_from, converged=converged)

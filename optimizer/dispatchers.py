@@ -35,7 +35,7 @@ import numpy as np
 
 from optimizer.baselines import DEFAULT_THRESHOLD, fixed_thresholds, greedy_shortest_expected_delay, load_proportional
 from optimizer.policy import ControlMessage, NodeMeasurements, TaskDecision
-from optimizer.system import NodeName, SystemModel, evaluate_policy
+from optimizer.system import NodeName, SystemModel, evaluate_on_samples, evaluate_policy, strategy_of_policy
 
 RULES = ("sed", "jsq", "po2")
 STATE_KIND = "state"
@@ -176,15 +176,24 @@ def tuned_threshold(system: SystemModel, grid: np.ndarray | None = None) -> tupl
     """The single global threshold that minimises the objective on ``system``: every value of
     ``grid`` (default 0, 0.05, ..., 1) is scored by ``evaluate`` with the offloading of the
     better of the two static dispatcher models (greedy shortest-expected-delay equilibrium,
-    load-proportional); ties go to the lower threshold.
+    load-proportional); ties go to the lower threshold. Where the system carries its
+    calibration samples, accuracy and exit shares are scored on them (``evaluate_on_samples``:
+    conditional on survival, as DTO-EE's curves are) instead of the all-sample curves.
 
     Returns (threshold, {threshold: best objective}).
     """
     grid = np.linspace(0.0, 1.0, 21) if grid is None else np.asarray(grid, float)
     scores = {}
+    table = system.calibration_samples
+
+    def score(policy) -> float:
+        if table is None:
+            return evaluate_policy(system, policy).objective
+        return evaluate_on_samples(system, *strategy_of_policy(system, policy), table).objective
+
     for theta in grid:
         theta = float(theta)
-        scores[theta] = min(evaluate_policy(system, build(system, threshold=theta)).objective
+        scores[theta] = min(score(build(system, threshold=theta))
                             for build in (greedy_shortest_expected_delay, load_proportional))
     best = min(scores, key=lambda t: (scores[t], t))
     return best, scores

@@ -11,9 +11,11 @@ of all tasks reaching exit k that exit there AND are correct, as a function of t
 share ``e`` (most confident tasks exit first). ``A_k`` is non-decreasing in ``e``; the
 convex program uses its upper concave hull, piecewise linear, ``A_k(e) = min_m (a_m + s_m e)``.
 
-Approximation (named, on purpose): the curves are measured on all test samples, but a later
-exit only sees the survivors of earlier thresholds (selection effect). The co-simulation
-runs the real model and can report how far the predicted accuracy is from the delivered one.
+Curves measured on all samples (weights 1) carry the selection effect: a later exit only sees
+the survivors of earlier thresholds. :func:`conditional_exit_curve` measures a curve on the
+survivors (each sample weighted by its probability of reaching the exit), and
+:func:`optimizer.centralized.solve_self_consistent` finds curves consistent with the
+thresholds chosen on them.
 
 This module does not import the ``inference`` package: :meth:`ExitCurveData.from_any`
 accepts any object with ``thresholds``, ``exit_share``, ``accuracy_of_exited`` (and

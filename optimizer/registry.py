@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Callable
 
 from optimizer.baselines import BASELINES
-from optimizer.centralized import solve_centralized
+from optimizer.centralized import solve_centralized, solve_self_consistent
 from optimizer.dispatchers import Dispatcher, tuned_threshold
 from optimizer.dtoee import DtoeePolicy, converged_policy
 from optimizer.policy import StaticPolicy
@@ -43,13 +43,42 @@ class PolicyEntry:
     group: str
 
 
+#: above this many nodes DTO-EE keeps the all-sample curves: the calibration solves the
+#: centralised program (all-pairs links) a few times, which DTO-EE itself never needs
+CONDITIONAL_CURVES_MAX_NODES = 64
+
+
+def conditional_curves(system: SystemModel) -> SystemModel:
+    """``system`` with the exit curves DTO-EE optimises: conditional on survival, measured on
+    the calibration (validation) samples at the self-consistent optimum
+    (:func:`optimizer.centralized.solve_self_consistent`): an offline calibration of model
+    properties, nothing a node measures at run time. Unchanged if the system carries no
+    calibration samples or has more than ``CONDITIONAL_CURVES_MAX_NODES`` nodes."""
+    if system.calibration_samples is None or len(system.nodes) > CONDITIONAL_CURVES_MAX_NODES:
+        return system
+    return solve_self_consistent(system).system
+
+
 def _optimum(system: SystemModel, **kw: Any) -> StaticPolicy:
+    """The cvxpy optimum, with exit curves conditional on survival where the system carries
+    its calibration samples (:func:`optimizer.centralized.solve_self_consistent`)."""
     if kw:
         raise ValueError(f"'optimum' takes no options, got {sorted(kw)}")
-    solution = solve_centralized(system)
-    if not solution.x:
-        raise ValueError(f"the centralised problem was not solved: {solution.status}")
+    if system.calibration_samples is not None:
+        solution = solve_self_consistent(system).solution
+    else:
+        solution = solve_centralized(system)
+        if not solution.x:
+            raise ValueError(f"the centralised problem was not solved: {solution.status}")
     return StaticPolicy(solution.x, solution.theta, default_threshold=0.0)
+
+
+def _dtoee(system: SystemModel, **kw: Any) -> DtoeePolicy:
+    return DtoeePolicy(conditional_curves(system), **kw)
+
+
+def _dtoee_converged(system: SystemModel, **kw: Any) -> StaticPolicy:
+    return converged_policy(conditional_curves(system), **kw)
 
 
 def _tuned_sed(system: SystemModel, **kw: Any) -> Dispatcher:
@@ -59,8 +88,8 @@ def _tuned_sed(system: SystemModel, **kw: Any) -> Dispatcher:
 
 _DISPATCH = ("period_s", "message_bytes")
 POLICIES: dict[str, PolicyEntry] = {
-    "dtoee": PolicyEntry(DtoeePolicy, _DISPATCH + ("rounds_per_period",), True, "distributed optimizer"),
-    "dtoee-converged": PolicyEntry(converged_policy, (), False, "reference"),
+    "dtoee": PolicyEntry(_dtoee, _DISPATCH + ("rounds_per_period",), True, "distributed optimizer"),
+    "dtoee-converged": PolicyEntry(_dtoee_converged, (), False, "reference"),
     "optimum": PolicyEntry(_optimum, (), False, "reference"),
     "static-load-proportional": PolicyEntry(BASELINES["static-load-proportional"], ("threshold",), False, "static"),
     "static-greedy-sed": PolicyEntry(BASELINES["static-greedy-sed"], ("threshold",), False, "static"),

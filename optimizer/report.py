@@ -6,12 +6,17 @@ Two models of accuracy are in play, and the report keeps them apart:
 * the CONCAVE-HULL model (``evaluate_exit_shares``: exit shares e_j^k as variables, A_k(e) the
   upper concave hull of the correct share) is what the convex program and DTO-EE optimise;
   the per-round ``gap`` measures DTO-EE's convergence on it, on the calibration curves;
-* the RAW CURVES (``optimizer.system.evaluate``: the thresholds theta_j^k a policy would
-  deploy, read on the measured exit curves) are what a deployed policy gets. ``evaluation``
-  scores EVERY policy (optimum, DTO-EE, each baseline) with this one function, on
-  ``evaluation_system``'s curves (``dtoee optimize``: the TEST split, while every policy was
-  calibrated on the VALIDATION split), with the hull-model figure alongside for the two
-  policies that optimised it.
+* what a deployed policy gets: the thresholds theta_j^k it would deploy, scored on
+  ``evaluation_system``'s SAMPLES where it carries them (``calibration_samples``:
+  ``optimizer.system.evaluate_on_samples``, exit shares and accuracy conditional on survival,
+  no selection effect), else on its raw exit curves (``optimizer.system.evaluate``).
+  ``evaluation`` scores EVERY policy (optimum, DTO-EE, each baseline) with this one function
+  (``dtoee optimize``: the TEST split, while every policy was calibrated on the VALIDATION
+  split), with the hull-model figure alongside for the two policies that optimised it.
+
+Where ``system`` carries its calibration samples, the optimum and DTO-EE's rounds use the
+exit curves conditional on survival (``optimizer.registry.conditional_curves``), as the
+``optimum`` and ``dtoee`` policies of a run do.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from typing import Any, Mapping
 from optimizer.baselines import BASELINES
 from optimizer.centralized import CentralizedSolver, gap_to_optimum
 from optimizer.dtoee import DtoeeConfig, run_in_memory
-from optimizer.system import Evaluation, SystemModel, evaluate, evaluate_exit_shares, strategy_of_policy
+from optimizer.system import (Evaluation, SystemModel, evaluate, evaluate_exit_shares, evaluate_on_samples,
+                              strategy_of_policy)
 
 GAP_DEFINITION = "(J - J*) / D*, J = D - w A, J* and D* at the centralised cvxpy optimum"
-EVALUATION_GAP_DEFINITION = ("(J - J_opt) / D_opt, all three from optimizer.system.evaluate on the evaluation "
-                             "curves, J_opt and D_opt of the centralised optimum's strategy")
+EVALUATION_GAP_DEFINITION = ("(J - J_opt) / D_opt, all three from the one scoring function of the evaluation "
+                             "(its samples, or its raw curves), J_opt and D_opt of the centralised optimum's strategy")
 
 
 def _finite(value: float) -> float | None:
@@ -80,8 +86,11 @@ def optimize_report(
     + ``gap`` + ``hull_model`` (the hull-model figures the policy optimised, or None)};
     baselines are there if ``baselines``.
     """
+    from optimizer.registry import conditional_curves  # registry imports this package's modules
+
     evaluation_system = system if evaluation_system is None else evaluation_system
     _check_same_system(system, evaluation_system)
+    system = conditional_curves(system)  # the model the optimum policy and DTO-EE optimise
     optimum = CentralizedSolver(system).solve()
     history = run_in_memory(system, rounds, config=config)
     solved = bool(optimum.x)
@@ -147,10 +156,20 @@ def optimize_report(
 
 def score_policies(system: SystemModel, strategies: dict[str, tuple[Any, Any, Evaluation | None]],
                    name: str) -> dict[str, Any]:
-    """Score every ``(x, theta, hull_evaluation_or_None)`` with ONE function,
-    :func:`optimizer.system.evaluate` (the deployed thresholds on ``system``'s raw exit
-    curves); ``gap`` is relative to the entry named "optimum" on this same evaluation."""
-    scored = {label: evaluate(system, x, theta) for label, (x, theta, _) in strategies.items()}
+    """Score every ``(x, theta, hull_evaluation_or_None)`` with ONE function: the deployed
+    thresholds on ``system``'s samples (:func:`optimizer.system.evaluate_on_samples`) where
+    it carries them, else on its raw exit curves (:func:`optimizer.system.evaluate`);
+    ``gap`` is relative to the entry named "optimum" on this same evaluation."""
+    table = system.calibration_samples
+    if table is not None:
+        scored = {label: evaluate_on_samples(system, x, theta, table) for label, (x, theta, _) in strategies.items()}
+        definition = ("optimizer.system.evaluate_on_samples: each policy's deployed thresholds theta_j^k and "
+                      "offloading x_ij^k on the per-sample confidences named here (exit shares and accuracy "
+                      "conditional on survival; no concave hull)")
+    else:
+        scored = {label: evaluate(system, x, theta) for label, (x, theta, _) in strategies.items()}
+        definition = ("optimizer.system.evaluate: each policy's deployed thresholds theta_j^k and offloading "
+                      "x_ij^k on the raw exit curves named here (no concave hull)")
     reference = scored.get("optimum")
     policies = {}
     for label, ev in scored.items():
@@ -164,8 +183,7 @@ def score_policies(system: SystemModel, strategies: dict[str, tuple[Any, Any, Ev
         policies[label] = entry
     return {
         "name": name,
-        "definition": "optimizer.system.evaluate: each policy's deployed thresholds theta_j^k and offloading "
-                      "x_ij^k on the raw exit curves named here (no concave hull)",
+        "definition": definition,
         "gap_definition": EVALUATION_GAP_DEFINITION,
         "policies": policies,
     }

@@ -195,6 +195,11 @@ class SystemModel:
         w: seconds per unit of accuracy, >= 0.
         result_bytes: size of the result sent back (co-simulation only).
         result_delay_s: constant result-return delay added to D.
+        calibration_samples: optional :class:`~optimizer.exit_curves.SampleTable` of the split
+            the exit curves were measured on (the validation split): per-sample confidences
+            and correctness, from which exit curves conditional on survival are measured
+            (:func:`optimizer.centralized.solve_self_consistent`). A model property, like
+            the curves; None if not known.
 
     Raises:
         ValueError: naming the field, the value and what is allowed.
@@ -211,6 +216,7 @@ class SystemModel:
     w: float = 0.5
     result_bytes: float = 0.0
     result_delay_s: float = 0.0
+    calibration_samples: Any = None
 
     def __post_init__(self) -> None:
         """Validate and normalise every field (one checker per field below), then freeze."""
@@ -228,6 +234,9 @@ class SystemModel:
             "exit_curves": _frozen(_check_curves(self.exit_curves, K)),
             **{name: _non_negative(name, getattr(self, name)) for name in ("w", "result_bytes", "result_delay_s")},
         }
+        table = self.calibration_samples
+        if table is not None and getattr(table, "num_stages", None) != K:
+            raise ValueError(f"calibration_samples must be a SampleTable with {K} exits, got {table!r}")
         for name, value in normalised.items():
             object.__setattr__(self, name, value)  # the one way to set a frozen dataclass's field
         self._check_reachable()
@@ -531,7 +540,9 @@ class SampleFlows:
     exit_share / correct_share: {(j, k)}: among tasks reaching exit k at node j, the share
     that exits there and the share that exits there correctly;
     reach: (N, K) P(sample s reaches exit k) (the survival weights of the conditional curves);
-    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right.
+    exit_stage_share: {k: share of all tasks exiting at k}; accuracy: share of all tasks right;
+    correct_by_sample: (N,) q_s = P(sample s is answered right) over the routing draws
+    (accuracy = mean of q_s; q_s is 0 or 1 where every host of a stage has one threshold).
     """
 
     flows: Flows
@@ -540,6 +551,7 @@ class SampleFlows:
     reach: np.ndarray
     exit_stage_share: dict[int, float]
     accuracy: float
+    correct_by_sample: np.ndarray
 
 
 def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> SampleFlows:
@@ -572,7 +584,7 @@ def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: A
     shares: dict[tuple[NodeName, int], float] = {}
     correct_share: dict[tuple[NodeName, int], float] = {}
     exit_stage: dict[int, float] = {}
-    right = 0.0
+    right = np.zeros(n_samples)
     for k in range(1, K + 1):
         route = np.zeros((n_nodes, n_nodes))
         at = mass.sum(axis=0)
@@ -599,10 +611,10 @@ def sample_flows(system: SystemModel, x: Offloading, theta: Thresholds, table: A
             shares[(j, k)] = float(leaving.sum() / arrived) if arrived > 0 else (1.0 if k == K else 0.0)
             correct_share[(j, k)] = float((leaving * ok).sum() / arrived) if arrived > 0 else 0.0
         exit_stage[k] = float(exits.sum() / n_samples)
-        right += float((exits.sum(axis=1) * ok).sum())
+        right += exits.sum(axis=1) * ok
         mass = arrive - exits
     flows = propagate(system, x, shares)
-    return SampleFlows(flows, shares, correct_share, reach, exit_stage, right / n_samples)
+    return SampleFlows(flows, shares, correct_share, reach, exit_stage, float(right.mean()), right)
 
 
 def evaluate_on_samples(system: SystemModel, x: Offloading, theta: Thresholds, table: Any) -> Evaluation:

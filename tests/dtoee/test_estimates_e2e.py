@@ -22,14 +22,17 @@ STAGE_LATENCY_S = [0.02, 0.025, 0.025]
 def run(ns3_session, tmp_path_factory):
     """A line bs0 - bs1 - bs2 whose activations are large enough to measure a rate (the
     gpt2 stage figures at 16 tokens); bs0 hosts stage 1 only, so its stage-2 work must cross
-    bs0-bs1 whatever the policy decides; at 5.5 s that link drops 10x and bs1 slows 2.0 -> 0.8."""
+    bs0-bs1 whatever the policy decides; at 5.5 s that link drops 10x and bs1 slows 2.0 -> 0.8.
+    bs0 serves 6 UEs: with exit curves conditional on survival DTO-EE lets ~80% of tasks exit
+    at stage 1 (on the survivors, later exits add little accuracy), so it takes that many
+    tasks for more than 20 activations to cross."""
     out = tmp_path_factory.mktemp("estimates")
     sc = scenario(
         radio={"enabled": False},
         backhaul={"layout": "line", "rate_bps": OLD_RATE_BPS, "delay_s": 0.002},
         nodes=[{"name": "bs0", "stages": [1]}, {"name": "bs1", "stages": [1, 2, 3], "speed_factor": 2.0},
                {"name": "bs2", "stages": [3]}],
-        ue_groups=[{"node": "bs0", "count": 2, "rate_per_s": 10.0}, {"node": "bs2", "count": 2, "rate_per_s": 10.0}],
+        ue_groups=[{"node": "bs0", "count": 6, "rate_per_s": 10.0}, {"node": "bs2", "count": 2, "rate_per_s": 10.0}],
         model={"family": "mlp", "num_stages": 3, "stage_latency_s": STAGE_LATENCY_S, "large_model": "gpt2",
                "seq_len": 16},
         simulation={"duration_s": 10.0, "drain_s": 2.0, "seed": 4, "progress": False},
