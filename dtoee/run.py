@@ -420,7 +420,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         radio_model_hash=sim.radio_model.config_hash if sim.radio_model is not None else None,
         delay_breakdown_s=_finite(breakdown["mean_s"]), delay_breakdown_share=_finite(breakdown["share"]),
     )
-    summary.update(sim.predictor(summary))
+    summary.update(sim.predictor(summary, tasks, hops))
     return summary
 
 
@@ -500,14 +500,22 @@ class TracesNotWritten(RuntimeError):
 #: the system model holds a logical link per ordered pair of servers; above this many nodes a
 #: static policy's run skips the prediction rather than build it
 PREDICTION_MAX_NODES = 200
+#: the delay figures of ``predicted`` (:func:`optimizer.system.simulator_delay`'s parts)
+DELAY_KEYS = ("mean_delay_s", "compute_delay_s", "service_delay_s", "queue_delay_s", "network_delay_s",
+              "access_delay_s")
 
 
 def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
-    """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
-    for the policy as it stands when the summary is written (for an adaptive policy, its
-    latest state), beside what the run delivered."""
+    """(summary, tasks, hops) -> {"predicted": ..., "prediction_error": ...,
+    "predicted_realised_split": ...}: what the system model predicts for the policy as it
+    stands when the summary is written (for an adaptive policy, its latest state), beside what
+    the run delivered. A per-task dispatcher's delay is not predicted (None, with why in
+    ``delay_model``). ``predicted_realised_split``: the same delay model fed the split the run
+    measured (:func:`dtoee.system_model.realised_offloading`), for every policy: a check of
+    the queue, link and radio terms whatever rule routed the tasks."""
     from dtoee.network import cached_radio_model
-    from dtoee.system_model import delay_model, predicted_figures, prediction_error, sample_table
+    from dtoee.system_model import (RealisedSplit, delay_model, predicted_figures, prediction_error,
+                                    realised_offloading, sample_table)
 
     if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
         reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
@@ -528,13 +536,29 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
                                       + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
     delays = delay_model(scenario, access_delay_s=radio_s)
 
-    def predict(summary: dict) -> dict:
+    per_task = hasattr(policy, "choose")  # a TaskDispatcher: its routing follows the queues, no fixed split
+
+    def predict(summary: dict, tasks=None, hops=None) -> dict:
         try:
             predicted = predicted_figures(system, policy, table, delays=delays)
             predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
+            realised = None
+            if tasks is not None and hops is not None:
+                split = realised_offloading(system, tasks, hops, scenario.simulation.warmup_s)
+                if split:
+                    realised = predicted_figures(system, RealisedSplit(policy, split), table, delays=delays)
         except (ValueError, KeyError) as error:
             return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
-        return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+        if per_task:  # the shares of its last period are no model of a queue-aware rule: say so
+            for key in DELAY_KEYS:
+                predicted[key] = None
+            predicted["delay_model"] = ("not predicted: a per-task dispatcher routes on queue reports, not by a "
+                                        "fixed split (see predicted_realised_split)")
+        out = {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+        if realised is not None:
+            out["predicted_realised_split"] = {key: realised[key] for key in DELAY_KEYS if key in realised}
+            out["prediction_error"]["realised_split_mean_delay_rel"] = prediction_error(summary, realised)["mean_delay_rel"]
+        return out
 
     return predict
 

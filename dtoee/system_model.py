@@ -97,6 +97,50 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
     )
 
 
+def realised_offloading(system: SystemModel, tasks, hops, measured_from_s: float = 0.0) -> dict:
+    """The offloading the run actually used, from its trace: x_ij^k = the share of the
+    measured completed tasks that left node i for stage k and were served at j.
+
+    For a task, the stage-k host j is its stage-k ``service`` hop's node; i is the stage k-1
+    host (k > 1) or its ``entry_node`` (k = 1). Only tasks created at or after
+    ``measured_from_s`` count (the summary's tasks). Decision points no measured task went
+    through are left out (the caller keeps the policy's own there).
+    Returns {(i, k): {j: x_ij^k}} over :meth:`SystemModel.decision_keys`.
+    """
+    import pandas as pd
+
+    done = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+    service = hops[(hops["kind"] == "service") & hops["task_id"].isin(done["task_id"])]
+    if service.empty:
+        return {}
+    host = service[["task_id", "stage", "src"]].drop_duplicates(["task_id", "stage"], keep="last")
+    previous = host.assign(stage=host["stage"] + 1).rename(columns={"src": "from"})
+    entry = done[["task_id", "entry_node"]].rename(columns={"entry_node": "from"}).assign(stage=1)
+    decisions = host.merge(pd.concat([entry, previous], ignore_index=True), on=["task_id", "stage"], how="inner")
+    counts = decisions.groupby(["from", "stage", "src"]).size()
+    keys = set(system.decision_keys())
+    x: dict = {}
+    for (i, k, j), n in counts.items():
+        if (i, int(k)) in keys:
+            x.setdefault((i, int(k)), {})[j] = float(n)
+    return {key: {j: n / sum(row.values()) for j, n in row.items()} for key, row in x.items()}
+
+
+class RealisedSplit:
+    """``policy``'s thresholds with the offloading a run measured (:func:`realised_offloading`)
+    where it measured one: what a fixed-split model is given to check its queue, link and
+    radio terms against the run, whatever rule made the split."""
+
+    def __init__(self, policy, offloading: dict) -> None:
+        self._policy, self._offloading = policy, offloading
+
+    def offload_probabilities(self, node, stage):
+        return self._offloading.get((node, stage)) or self._policy.offload_probabilities(node, stage)
+
+    def threshold(self, node, stage):
+        return self._policy.threshold(node, stage)
+
+
 def predicted_figures(system: SystemModel, policy, table, *, delays=None) -> dict:
     """What the system model predicts for ``policy`` (its offloading and thresholds now).
 

@@ -688,10 +688,13 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
     N_h: each physical hop h = (a, b) is one FIFO queue carrying every logical flow whose
     route crosses it (links shared by several paths), M/G/1 with the deterministic
     per-stage message sizes b_k x overhead; p_ij the route's propagation. Returns the parts
-    and ``mean_delay_s`` (``inf`` if a queue is unstable).
+    and ``mean_delay_s`` (``inf`` if a queue is unstable): ``compute_delay_s`` (nodes) =
+    ``service_delay_s`` (sum_jk Lambda_j^k S_jk / sum lambda) + ``queue_delay_s`` (the wait),
+    ``network_delay_s`` (backhaul) and ``access_delay_s`` (radio legs), the parts the run's
+    ``delay_breakdown_s`` measures.
     """
     total = system.total_external_rate_per_s
-    compute = 0.0
+    compute = in_service = 0.0
     for j in system.nodes:
         stages = system.stages_hosted(j)
         if not stages:
@@ -700,6 +703,7 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
         arrival = {k: flows.arrival.get((j, k), 0.0) for k in stages}
         service = {k: c / system.service_rate_per_s[(j, k)] for k in stages}
         compute += mg_number(arrival, service, model.service_scv, c)
+        in_service += sum(arrival[k] * service[k] for k in stages)
     hop_flows: dict[tuple, dict[int, float]] = {}
     propagation = 0.0
     for (i, j, k), flow in flows.offload.items():
@@ -722,6 +726,7 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
     compute_s = compute / total
     network_s = (network + propagation) / total
     return {"mean_delay_s": compute_s + network_s + model.access_delay_s, "compute_delay_s": compute_s,
+            "service_delay_s": in_service / total, "queue_delay_s": (compute - in_service) / total,
             "network_delay_s": network_s, "access_delay_s": model.access_delay_s}
 
 
