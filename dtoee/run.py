@@ -368,7 +368,8 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(setup.model, setup.figures)
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
     network, radio_model = make_network(scenario, setup.ues, pcap_dir, run_packet=run_isolated)
-    predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model)
+    predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model,
+                           workload=setup.workload)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
@@ -505,7 +506,7 @@ DELAY_KEYS = ("mean_delay_s", "compute_delay_s", "service_delay_s", "queue_delay
               "access_delay_s")
 
 
-def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
+def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None, *, workload=None):
     """(summary, tasks, hops) -> {"predicted": ..., "prediction_error": ...,
     "predicted_realised_split": ...}: what the system model predicts for the policy as it
     stands when the summary is written (for an adaptive policy, its latest state), beside what
@@ -534,7 +535,7 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
         total = sum(u.rate_per_s for u in ues) or 1.0
         radio_s = sum(u.rate_per_s * (radio.mean_s("uplink", u.serving_node)
                                       + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
-    delays = delay_model(scenario, access_delay_s=radio_s)
+    delays = delay_model(scenario, access_delay_s=radio_s, workload=workload)
 
     per_task = hasattr(policy, "choose")  # a TaskDispatcher: its routing follows the queues, no fixed split
 

@@ -75,14 +75,45 @@ def sample_table(model):
     return SampleTable.from_predictions(model.replay.confidence, model.replay.predicted, model.test_labels)
 
 
-def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
+def size_variability(scenario: Scenario, workload) -> tuple[dict, dict]:
+    """({(j, k): c_w^2}, {k: scv of b_k}): how much a stage's service time at node j and a
+    stage's message vary over the tasks' sizes (``dtoee.workload.Workload``; a decoder's
+    prompt lengths move both). c^2 = E[X^2] / E[X]^2 - 1 over the size distribution's
+    support; all 0 when every task is alike."""
+    from dtoee.workload import TOKEN_ID_BYTES, TaskSize, support
+
+    if workload is None or workload.token_dist is None:
+        return {}, {}
+    tokens, weights = support(workload.token_dist)
+    weights = [w / sum(weights) for w in weights]
+
+    def scv(values) -> float:
+        mean = sum(w * v for w, v in zip(weights, values))
+        second = sum(w * v * v for w, v in zip(weights, values))
+        return max(second / mean**2 - 1.0, 0.0) if mean > 0 else 0.0
+
+    service = {}
+    for node in scenario.nodes:
+        latency = [workload.stage_latency_s(TaskSize(0, t), node.name) for t in tokens]
+        for k in node.stages:
+            service[(node.name, k)] = scv([row[k - 1] for row in latency])
+    transfer = {1: scv([TOKEN_ID_BYTES * t + FRAME_HEADER_BYTES for t in tokens])}  # the prompt's token ids
+    activation = [workload.activation_bytes(TaskSize(0, t)) for t in tokens]
+    for k in range(2, scenario.model.num_stages + 1):
+        transfer[k] = scv([row[k - 2] + FRAME_HEADER_BYTES for row in activation])
+    return service, transfer
+
+
+def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0, workload=None):
     """The simulator's own delay mechanics for :func:`optimizer.system.simulator_delay`:
     service distribution, workers per node, the physical backhaul hops of every route (so
-    links shared by several paths are one queue), TCP/IP header overhead, and the mean radio
-    legs ``access_delay_s``."""
+    links shared by several paths are one queue), TCP/IP header overhead, the mean radio
+    legs ``access_delay_s``, and (``workload``) how much service times and messages vary
+    with the tasks' sizes (:func:`size_variability`)."""
     from dtoee.network import SEGMENT_OVERHEAD_BYTES, SEGMENT_PAYLOAD_BYTES
     from optimizer.system import SimulatorDelayModel
 
+    service_scv, transfer_scv = size_variability(scenario, workload)
     graph = backhaul_graph(scenario)
     capacity, propagation = {}, {}
     for a, b, data in graph.edges(data=True):
@@ -94,6 +125,7 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
         servers={node.name: node.servers for node in scenario.nodes},
         routes=hops, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
         hop_overhead=1.0 + SEGMENT_OVERHEAD_BYTES / SEGMENT_PAYLOAD_BYTES, access_delay_s=access_delay_s,
+        service_scv_by_class=service_scv, transfer_scv=transfer_scv,
     )
 
 
