@@ -791,9 +791,10 @@ def arrival_scv(system: SystemModel, flows: Flows, scv: float | Callable[[NodeNa
     (a busy deterministic server sends out a smoother stream than it received); splitting
     gives c^2 = p c_d^2 + 1 - p. A node's arrivals superpose the flows that start a
     visit there (from the UEs or another node; a task staying on for its next stage is part
-    of its visit, :func:`visit_number`): c_a,j^2 = sum_f (rate_f / sum_f rate_f) c_f^2. The equations couple nodes that feed each
-    other, so they are iterated from c_a^2 = 1 (a contraction: each step mixes with weights
-    p rho^2 < 1). Backhaul hops are taken not to change a flow's variability.
+    of its visit, :func:`visit_number`): c_a,j^2 = sum_f (rate_f / sum_f rate_f) c_f^2.
+    The equations couple nodes that feed each other, so they are iterated from c_a^2 = 1
+    (a contraction: each step mixes with weights p rho^2 < 1). Backhaul hops are taken not
+    to change a flow's variability.
     """
     servers = servers or {}
     moments = {}
@@ -859,8 +860,8 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
         if model.visits:
             fresh = {k: arrival[k] - (flows.offload.get((j, j, k), 0.0) if k > 1 else 0.0) for k in stages}
             stay = {k: (flows.offload.get((j, j, k + 1), 0.0) / arrival[k] if arrival[k] > 0 else 0.0) for k in stages}
-            compute += visit_number(fresh, stay, service, {k: model.service_scv_by_class.get((j, k), 0.0) for k in stages},
-                                    model.service_scv, c, ca[j])
+            sizes = {k: model.service_scv_by_class.get((j, k), 0.0) for k in stages}
+            compute += visit_number(fresh, stay, service, sizes, model.service_scv, c, ca[j])
         else:
             compute += mg_number(arrival, service, {k: model.class_scv(j, k) for k in stages}, c, ca[j])
         in_service += sum(arrival[k] * service[k] for k in stages)
