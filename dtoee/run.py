@@ -543,13 +543,16 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
         try:
             predicted = predicted_figures(system, policy, table, delays=delays)
             predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
-            realised = None
-            if tasks is not None and hops is not None:
+        except (ValueError, KeyError) as error:
+            return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
+        realised = None
+        if tasks is not None and hops is not None:
+            try:  # a split off the model's targets (e.g. re-offloads after a crash) leaves this one out
                 split = realised_offloading(system, tasks, hops, scenario.simulation.warmup_s)
                 if split:
                     realised = predicted_figures(system, RealisedSplit(policy, split), table, delays=delays)
-        except (ValueError, KeyError) as error:
-            return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
+            except (ValueError, KeyError):
+                realised = None
         if per_task:  # the shares of its last period are no model of a queue-aware rule: say so
             for key in DELAY_KEYS:
                 predicted[key] = None
