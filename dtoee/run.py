@@ -368,7 +368,8 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
     executor = (LiveExecutor if scenario.model.mode == "live" else ReplayExecutor)(setup.model, setup.figures)
     pcap_dir = out_dir / "pcap" if scenario.output.pcap else None
     network, radio_model = make_network(scenario, setup.ues, pcap_dir, run_packet=run_isolated)
-    predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model)
+    predictor = _predictor(scenario, setup.model, setup.ues, setup.planning, setup.system, setup.policy, radio_model,
+                           workload=setup.workload)
     nodes = [NodeState(n.name, n.servers, n.speed_factor, n.queue_capacity) for n in scenario.nodes]
     trace = Trace()
     faults = FaultHandling(scenario.faults.on_crash, scenario.faults.reoffload_timeout_s,
@@ -420,7 +421,7 @@ def run_summary(scenario: Scenario, setup: Setup, sim: Simulation, tasks: pd.Dat
         radio_model_hash=sim.radio_model.config_hash if sim.radio_model is not None else None,
         delay_breakdown_s=_finite(breakdown["mean_s"]), delay_breakdown_share=_finite(breakdown["share"]),
     )
-    summary.update(sim.predictor(summary, tasks, sim.policy_log.rows))
+    summary.update(sim.predictor(summary, tasks, hops, sim.policy_log.rows))
     return summary
 
 
@@ -500,15 +501,22 @@ class TracesNotWritten(RuntimeError):
 #: the system model holds a logical link per ordered pair of servers; above this many nodes a
 #: static policy's run skips the prediction rather than build it
 PREDICTION_MAX_NODES = 200
+#: the delay figures of ``predicted`` (:func:`optimizer.system.simulator_delay`'s parts)
+DELAY_KEYS = ("mean_delay_s", "compute_delay_s", "service_delay_s", "queue_delay_s", "network_delay_s",
+              "access_delay_s")
 
 
-def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None):
-    """summary -> {"predicted": ..., "prediction_error": ...}: what the system model predicts
-    for the policy as it stands when the summary is written (for an adaptive policy, its
-    latest state), beside what the run delivered."""
+def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None, *, workload=None):
+    """(summary, tasks, hops) -> {"predicted": ..., "prediction_error": ...,
+    "predicted_realised_split": ...}: what the system model predicts for the policy as it
+    stands when the summary is written (for an adaptive policy, its latest state), beside what
+    the run delivered. A per-task dispatcher's delay is not predicted (None, with why in
+    ``delay_model``). ``predicted_realised_split``: the same delay model fed the split the run
+    measured (:func:`dtoee.system_model.realised_offloading`), for every policy: a check of
+    the queue, link and radio terms whatever rule routed the tasks."""
     from dtoee.network import cached_radio_model
-    from dtoee.system_model import (delay_model, predicted_figures, prediction_error, sample_table,
-                                    strategies_from_log)
+    from dtoee.system_model import (RealisedSplit, delay_model, predicted_figures, prediction_error,
+                                    realised_offloading, sample_table, strategies_from_log)
 
     if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
         reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
@@ -527,12 +535,14 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
         total = sum(u.rate_per_s for u in ues) or 1.0
         radio_s = sum(u.rate_per_s * (radio.mean_s("uplink", u.serving_node)
                                       + radio.mean_s("downlink", u.serving_node)) for u in ues) / total
-    delays = delay_model(scenario, access_delay_s=radio_s)
+    delays = delay_model(scenario, access_delay_s=radio_s, workload=workload)
 
-    def predict(summary: dict, tasks=None, policy_rows=None) -> dict:
-        """``tasks``: the run's task frame, ``policy_rows``: policy.parquet's rows; the accuracy
-        is also predicted on the samples of the tasks the summary measured (completed, after
-        the warm-up), each with the strategy in force when it was created."""
+    per_task = hasattr(policy, "choose")  # a TaskDispatcher: its routing follows the queues, no fixed split
+
+    def predict(summary: dict, tasks=None, hops=None, policy_rows=None) -> dict:
+        """``tasks``, ``hops``: the run's task and hop frames, ``policy_rows``: policy.parquet's
+        rows; the accuracy is also predicted on the samples of the tasks the summary measured
+        (completed, after the warm-up), each with the strategy in force when it was created."""
         run = {}
         if tasks is not None and "sample" in tasks:
             measured = measured_completed(tasks, scenario.simulation.warmup_s)
@@ -543,7 +553,24 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
             predicted["radio_model_hash"] = radio.config_hash if radio is not None else None
         except (ValueError, KeyError) as error:
             return {"predicted": {"unavailable": f"{type(error).__name__}: {error}"}, "prediction_error": {}}
-        return {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+        realised = None
+        if tasks is not None and hops is not None:
+            try:  # a split off the model's targets (e.g. re-offloads after a crash) leaves this one out
+                split = realised_offloading(system, tasks, hops, scenario.simulation.warmup_s)
+                if split:
+                    realised = predicted_figures(system, RealisedSplit(policy, split), table, delays=delays)
+            except (ValueError, KeyError):
+                realised = None
+        if per_task:  # the shares of its last period are no model of a queue-aware rule: say so
+            for key in DELAY_KEYS:
+                predicted[key] = None
+            predicted["delay_model"] = ("not predicted: a per-task dispatcher routes on queue reports, not by a "
+                                        "fixed split (see predicted_realised_split)")
+        out = {"predicted": predicted, "prediction_error": prediction_error(summary, predicted)}
+        if realised is not None:
+            out["predicted_realised_split"] = {key: realised[key] for key in DELAY_KEYS if key in realised}
+            out["prediction_error"]["realised_split_mean_delay_rel"] = prediction_error(summary, realised)["mean_delay_rel"]
+        return out
 
     return predict
 

@@ -88,14 +88,45 @@ def sample_table(model, split: str = "test"):
     return SampleTable.from_predictions(replay.confidence, replay.predicted, labels)
 
 
-def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
+def size_variability(scenario: Scenario, workload) -> tuple[dict, dict]:
+    """({(j, k): c_w^2}, {k: scv of b_k}): how much a stage's service time at node j and a
+    stage's message vary over the tasks' sizes (``dtoee.workload.Workload``; a decoder's
+    prompt lengths move both). c^2 = E[X^2] / E[X]^2 - 1 over the size distribution's
+    support; all 0 when every task is alike."""
+    from dtoee.workload import TOKEN_ID_BYTES, TaskSize, support
+
+    if workload is None or workload.token_dist is None:
+        return {}, {}
+    tokens, weights = support(workload.token_dist)
+    weights = [w / sum(weights) for w in weights]
+
+    def scv(values) -> float:
+        mean = sum(w * v for w, v in zip(weights, values))
+        second = sum(w * v * v for w, v in zip(weights, values))
+        return max(second / mean**2 - 1.0, 0.0) if mean > 0 else 0.0
+
+    service = {}
+    for node in scenario.nodes:
+        latency = [workload.stage_latency_s(TaskSize(0, t), node.name) for t in tokens]
+        for k in node.stages:
+            service[(node.name, k)] = scv([row[k - 1] for row in latency])
+    transfer = {1: scv([TOKEN_ID_BYTES * t + FRAME_HEADER_BYTES for t in tokens])}  # the prompt's token ids
+    activation = [workload.activation_bytes(TaskSize(0, t)) for t in tokens]
+    for k in range(2, scenario.model.num_stages + 1):
+        transfer[k] = scv([row[k - 2] + FRAME_HEADER_BYTES for row in activation])
+    return service, transfer
+
+
+def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0, workload=None):
     """The simulator's own delay mechanics for :func:`optimizer.system.simulator_delay`:
     service distribution, workers per node, the physical backhaul hops of every route (so
-    links shared by several paths are one queue), TCP/IP header overhead, and the mean radio
-    legs ``access_delay_s``."""
+    links shared by several paths are one queue), TCP/IP header overhead, the mean radio
+    legs ``access_delay_s``, and (``workload``) how much service times and messages vary
+    with the tasks' sizes (:func:`size_variability`)."""
     from dtoee.network import SEGMENT_OVERHEAD_BYTES, SEGMENT_PAYLOAD_BYTES
     from optimizer.system import SimulatorDelayModel
 
+    service_scv, transfer_scv = size_variability(scenario, workload)
     graph = backhaul_graph(scenario)
     capacity, propagation = {}, {}
     for a, b, data in graph.edges(data=True):
@@ -107,7 +138,52 @@ def delay_model(scenario: Scenario, *, access_delay_s: float = 0.0):
         servers={node.name: node.servers for node in scenario.nodes},
         routes=hops, hop_capacity_bytes_per_s=capacity, hop_propagation_s=propagation,
         hop_overhead=1.0 + SEGMENT_OVERHEAD_BYTES / SEGMENT_PAYLOAD_BYTES, access_delay_s=access_delay_s,
+        service_scv_by_class=service_scv, transfer_scv=transfer_scv,
     )
+
+
+def realised_offloading(system: SystemModel, tasks, hops, measured_from_s: float = 0.0) -> dict:
+    """The offloading the run actually used, from its trace: x_ij^k = the share of the
+    measured completed tasks that left node i for stage k and were served at j.
+
+    For a task, the stage-k host j is its stage-k ``service`` hop's node; i is the stage k-1
+    host (k > 1) or its ``entry_node`` (k = 1). Only tasks created at or after
+    ``measured_from_s`` count (the summary's tasks). Decision points no measured task went
+    through are left out (the caller keeps the policy's own there).
+    Returns {(i, k): {j: x_ij^k}} over :meth:`SystemModel.decision_keys`.
+    """
+    import pandas as pd
+
+    done = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+    service = hops[(hops["kind"] == "service") & hops["task_id"].isin(done["task_id"])]
+    if service.empty:
+        return {}
+    host = service[["task_id", "stage", "src"]].drop_duplicates(["task_id", "stage"], keep="last")
+    previous = host.assign(stage=host["stage"] + 1).rename(columns={"src": "from"})
+    entry = done[["task_id", "entry_node"]].rename(columns={"entry_node": "from"}).assign(stage=1)
+    decisions = host.merge(pd.concat([entry, previous], ignore_index=True), on=["task_id", "stage"], how="inner")
+    counts = decisions.groupby(["from", "stage", "src"]).size()
+    keys = set(system.decision_keys())
+    x: dict = {}
+    for (i, k, j), n in counts.items():
+        if (i, int(k)) in keys:
+            x.setdefault((i, int(k)), {})[j] = float(n)
+    return {key: {j: n / sum(row.values()) for j, n in row.items()} for key, row in x.items()}
+
+
+class RealisedSplit:
+    """``policy``'s thresholds with the offloading a run measured (:func:`realised_offloading`)
+    where it measured one: what a fixed-split model is given to check its queue, link and
+    radio terms against the run, whatever rule made the split."""
+
+    def __init__(self, policy, offloading: dict) -> None:
+        self._policy, self._offloading = policy, offloading
+
+    def offload_probabilities(self, node, stage):
+        return self._offloading.get((node, stage)) or self._policy.offload_probabilities(node, stage)
+
+    def threshold(self, node, stage):
+        return self._policy.threshold(node, stage)
 
 
 def predicted_figures(system: SystemModel, policy, table, *, delays=None, run_samples=None, run_created_s=None,

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import math
 
@@ -639,7 +639,15 @@ class SimulatorDelayModel:
         each logical link is its own queue, as in :func:`assess_flows`);
     hop_capacity_bytes_per_s / hop_propagation_s: per physical hop (a, b);
     hop_overhead: bytes on the wire per payload byte (headers), e.g. 1 + 54/1400;
-    access_delay_s: mean radio legs per task (uplink of the input + return of the result).
+    access_delay_s: mean radio legs per task (uplink of the input + return of the result);
+    visits: True (default): a task staying on at a node for its next stage brings that work
+        in one lump (:func:`visit_number`); False: passes as independent arrivals (:func:`mg_number`);
+    service_scv_by_class: {(j, k): c_w^2} the variability of stage k's mean service time at j
+        over the tasks' sizes (a decoder's prompt lengths; 0 when every task is alike);
+    transfer_scv: {k: scv of b_k} over the tasks' sizes (0: fixed messages);
+    arrivals: "qna" (default): a node's arrival variability from where its tasks come from
+        (:func:`arrival_scv`; stage k > 1 arrives as an upstream server's departures, smoother
+        than Poisson when service is deterministic), or "poisson": every node M/G/c.
     """
 
     service_scv: float = 0.0
@@ -649,6 +657,19 @@ class SimulatorDelayModel:
     hop_propagation_s: Mapping[tuple[NodeName, NodeName], float] = field(default_factory=dict)
     hop_overhead: float = 1.0
     access_delay_s: float = 0.0
+    arrivals: str = "qna"
+    visits: bool = True
+    service_scv_by_class: Mapping[tuple[NodeName, int], float] = field(default_factory=dict)
+    transfer_scv: Mapping[int, float] = field(default_factory=dict)
+
+    def class_scv(self, j: NodeName, k: int) -> float:
+        """scv of stage k's service at node j: task sizes that vary (workload scv c_w^2) times
+        the service distribution's (c_d^2): 1 + scv = (1 + c_w^2)(1 + c_d^2)."""
+        return (1.0 + self.service_scv_by_class.get((j, k), 0.0)) * (1.0 + self.service_scv) - 1.0
+
+    def __post_init__(self) -> None:
+        if self.arrivals not in ("qna", "poisson"):
+            raise ValueError(f"arrivals must be 'qna' or 'poisson', got {self.arrivals!r}")
 
 
 def _erlang_c(c: int, offered: float) -> float:
@@ -662,33 +683,162 @@ def _erlang_c(c: int, offered: float) -> float:
     return tail / (total + tail)
 
 
-def mg_number(arrival: Mapping[int, float], service_s: Mapping[int, float], scv: float, servers: int = 1) -> float:
-    """Mean number of tasks at a FIFO node serving a Poisson mix of task classes.
-
-    Class k arrives at Lambda^k and takes S_k on one of c workers (mean S_k, squared
-    coefficient of variation ``scv``). With Lambda = sum Lambda^k, E[S] = sum Lambda^k S_k /
-    Lambda, E[S^2] = (1 + scv) sum Lambda^k S_k^2 / Lambda and rho = Lambda E[S] / c:
-
-    * c = 1, Pollaczek-Khinchine: N = Lambda E[S] + Lambda^2 E[S^2] / (2 (1 - rho));
-    * c > 1, the Allen-Cunneen approximation: W_q = C(c, a) E[S] / (c (1 - rho)) x
-      (1 + scv_mix) / 2 with C the Erlang-C probability of waiting and scv_mix =
-      E[S^2] / E[S]^2 - 1; N = Lambda (E[S] + W_q).
-
-    ``inf`` when rho >= 1.
-    """
+def _service_moments(arrival: Mapping[int, float], service_s: Mapping[int, float], scv: float | Mapping[int, float]):
+    """(Lambda, E[S], scv_mix) of a node's class mix: E[S] = sum Lambda^k S_k / Lambda,
+    E[S^2] = sum Lambda^k (1 + scv_k) S_k^2 / Lambda, scv_mix = E[S^2] / E[S]^2 - 1
+    (``scv``: one figure for every class, or {k: scv_k})."""
     total = sum(arrival.values())
     if total <= 0:
-        return 0.0
+        return 0.0, 0.0, 0.0
+    per_class = scv if isinstance(scv, Mapping) else {k: scv for k in arrival}
     mean_s = sum(lam * service_s[k] for k, lam in arrival.items()) / total
-    second = (1.0 + scv) * sum(lam * service_s[k] ** 2 for k, lam in arrival.items()) / total
+    second = sum(lam * (1.0 + per_class.get(k, 0.0)) * service_s[k] ** 2 for k, lam in arrival.items()) / total
+    return total, mean_s, (second / mean_s**2 - 1.0 if mean_s > 0 else 0.0)
+
+
+def mg_number(arrival: Mapping[int, float], service_s: Mapping[int, float], scv: float | Mapping[int, float],
+              servers: int = 1, arrival_scv: float = 1.0) -> float:
+    """Mean number of tasks at a FIFO node serving a mix of task classes.
+
+    Class k arrives at Lambda^k and takes S_k on one of c workers (mean S_k, squared
+    coefficient of variation ``scv``, or ``scv[k]`` per class). With Lambda = sum Lambda^k, E[S], scv_mix
+    (:func:`_service_moments`), rho = Lambda E[S] / c and c_a^2 = ``arrival_scv`` the squared
+    coefficient of variation of the interarrival times (1: Poisson):
+
+    * c = 1: W_q = rho E[S] (c_a^2 + scv_mix) / (2 (1 - rho)); for Poisson arrivals this is
+      Pollaczek-Khinchine exactly, N = Lambda E[S] + Lambda^2 E[S^2] / (2 (1 - rho)); otherwise
+      the Kramer-Langenbach-Belz / Kingman two-moment form Whitt's QNA uses;
+    * c > 1, the Allen-Cunneen approximation: W_q = C(c, a) E[S] / (c (1 - rho)) x
+      (c_a^2 + scv_mix) / 2 with C the Erlang-C probability of waiting (exact for M/M/c).
+
+    N = Lambda (E[S] + W_q); ``inf`` when rho >= 1.
+    """
+    total, mean_s, scv_mix = _service_moments(arrival, service_s, scv)
+    if total <= 0:
+        return 0.0
     rho = total * mean_s / servers
     if rho >= 1.0:
         return math.inf
     if servers == 1:
-        return total * mean_s + total**2 * second / (2.0 * (1.0 - rho))
-    scv_mix = second / mean_s**2 - 1.0
-    wait = _erlang_c(servers, total * mean_s) * mean_s / (servers * (1.0 - rho)) * (1.0 + scv_mix) / 2.0
+        wait = rho * mean_s * (arrival_scv + scv_mix) / (2.0 * (1.0 - rho))
+    else:
+        wait = _erlang_c(servers, total * mean_s) * mean_s / (servers * (1.0 - rho)) * (arrival_scv + scv_mix) / 2.0
     return total * (mean_s + wait)
+
+
+def visit_number(fresh: Mapping[int, float], stay: Mapping[int, float], service_s: Mapping[int, float],
+                 size_scv: Mapping[int, float], scv: float, servers: int = 1, arrival_scv: float = 1.0) -> float:
+    """Mean number of tasks at a FIFO node where a task may stay on for its next stage.
+
+    A task that finishes stage k at node j and continues there (probability ``stay[k]``)
+    rejoins the end of j's queue at once. The stage-mix P-K of :func:`mg_number` treats such
+    passes as independent Poisson arrivals, which under-costs their wait: a staying task
+    queues again behind the work that arrived while it waited and was served. A *visit*
+    starts at stage k0 at rate ``fresh[k0]`` (from the UEs or another node); pass class
+    c = (k0, k) reaches stage k with P_c = prod_{m=k0}^{k-1} stay[m] (rate r_c = fresh[k0] P_c).
+    Mean-value analysis of the FIFO queue (one worker), with rho = sum_c r_c s_c:
+
+    * a visit's first pass waits, by PASTA, the queued work plus the residual service:
+      W_f = sum_c r_c s_c W_c + R, R = sum_c r_c s_c^2 (c_a^2 + c_s,c^2) / 2
+      (c_s,c^2 = (1 + ``size_scv[k]``)(1 + ``scv``) - 1; c_a^2 = 1 gives M/G/1 exactly);
+    * a later pass waits the work that arrived during the task's previous sojourn:
+      W_(k0,k) = rho (W_(k0,k-1) + s_(k-1)).
+
+    Each W_c is affine in W_f, so W_f solves one linear equation. N = sum_c r_c (s_c + W_c);
+    with no stay this is Pollaczek-Khinchine (Kingman for c_a^2 != 1). Checked against a
+    simulation of the queue (tests). With ``servers`` > 1 it falls back to :func:`mg_number`.
+    ``inf`` when rho >= 1.
+    """
+    stages = sorted(service_s)
+    if servers != 1:
+        arrival = {}
+        for k0 in stages:
+            p = fresh.get(k0, 0.0)
+            for k in stages[stages.index(k0):]:
+                arrival[k] = arrival.get(k, 0.0) + p
+                p *= stay.get(k, 0.0)
+        return mg_number(arrival, service_s, {k: (1 + size_scv.get(k, 0.0)) * (1 + scv) - 1 for k in stages},
+                         servers, arrival_scv)
+    cw = {k: math.sqrt(max(size_scv.get(k, 0.0), 0.0)) for k in stages}
+    classes = []  # (rate, k, first pass of its visit?)
+    for k0 in stages:
+        rate = fresh.get(k0, 0.0)
+        for k in stages[stages.index(k0):]:
+            if rate <= 0:
+                break
+            classes.append((rate, k, k == k0))
+            rate *= stay.get(k, 0.0)
+    if not classes:
+        return 0.0
+    rho = sum(rate * service_s[k] for rate, k, _ in classes)
+    if rho >= 1.0:
+        return math.inf
+    # W_c = a_c W_f + b_c along each visit (W_next = rho (W + S_prev)); the queued work of a
+    # class is E[W_c S_c] = s_c (a_c W_f + e_c): a task long at one stage (its size) waits
+    # longer for its next pass, where it is long too, so e_next = rho (e + s_prev (1 + c_w c_w')).
+    filled, prev = [], None
+    for rate, k, is_first in classes:
+        if is_first:
+            a_c, b_c, e_c = 1.0, 0.0, 0.0
+        else:
+            pa, pb, pe, pk = prev
+            a_c, b_c = rho * pa, rho * (pb + service_s[pk])
+            e_c = rho * (pe + service_s[pk] * (1 + cw[pk] * cw[k]))
+        c2 = (1 + cw[k] ** 2) * (1 + scv) - 1
+        filled.append((rate, service_s[k], c2, a_c, b_c, e_c))
+        prev = (a_c, b_c, e_c, k)
+    residual = sum(rate * s_c**2 * (arrival_scv + c2) / 2.0 for rate, s_c, c2, *_ in filled)
+    first = (sum(rate * s_c * e_c for rate, s_c, _, _, _, e_c in filled) + residual) / (
+        1.0 - sum(rate * s_c * a_c for rate, s_c, _, a_c, _, _ in filled))
+    return sum(rate * (s_c + a_c * first + b_c) for rate, s_c, _, a_c, b_c, _ in filled)
+
+
+def arrival_scv(system: SystemModel, flows: Flows, scv: float | Callable[[NodeName, int], float],
+                servers: Mapping[NodeName, int] | None = None, rounds: int = 50) -> dict[NodeName, float]:
+    """c_a^2 of every node's arrivals by Whitt's Queueing Network Analyzer (QNA, 1983).
+
+    Stage-1 flows are Bernoulli splits of the UEs' Poisson arrivals: c^2 = 1. A stage-k flow
+    (k > 1) i -> j is the share p = f_ij^k / Lambda_i of node i's departures, whose
+    variability is c_d^2 = 1 + (1 - rho_i^2)(c_a,i^2 - 1) + rho_i^2 (scv_mix,i - 1) / sqrt(c_i)
+    (a busy deterministic server sends out a smoother stream than it received); splitting
+    gives c^2 = p c_d^2 + 1 - p. A node's arrivals superpose the flows that start a
+    visit there (from the UEs or another node; a task staying on for its next stage is part
+    of its visit, :func:`visit_number`): c_a,j^2 = sum_f (rate_f / sum_f rate_f) c_f^2.
+    The equations couple nodes that feed each other, so they are iterated from c_a^2 = 1
+    (a contraction: each step mixes with weights p rho^2 < 1). Backhaul hops are taken not
+    to change a flow's variability.
+    """
+    servers = servers or {}
+    moments = {}
+    for j in system.nodes:
+        stages = system.stages_hosted(j)
+        c = int(servers.get(j, 1))
+        class_scv = {k: (scv(j, k) if callable(scv) else scv) for k in stages}
+        moments[j] = _service_moments({k: flows.arrival.get((j, k), 0.0) for k in stages},
+                                      {k: c / system.service_rate_per_s[(j, k)] for k in stages}, class_scv)
+    ca = {j: 1.0 for j in system.nodes}
+    for _ in range(rounds):
+        departures = {}
+        for i, (total, mean_s, scv_mix) in moments.items():
+            c = int(servers.get(i, 1))
+            rho = min(total * mean_s / c, 1.0)
+            departures[i] = 1.0 + (1 - rho**2) * (ca[i] - 1.0) + rho**2 * (scv_mix - 1.0) / math.sqrt(c)
+        weighted = {j: 0.0 for j in system.nodes}
+        fresh = {j: 0.0 for j in system.nodes}
+        for (i, j, k), flow in flows.offload.items():
+            if flow <= 0 or (k > 1 and i == j):  # a task staying on at j is part of its visit, not an arrival
+                continue
+            fresh[j] += flow
+            if k == 1:
+                weighted[j] += flow
+            else:
+                p = min(flow / moments[i][0], 1.0)
+                weighted[j] += flow * (p * departures[i] + 1.0 - p)
+        new = {j: (weighted[j] / fresh[j] if fresh[j] > 0 else 1.0) for j in system.nodes}
+        if max(abs(new[j] - ca[j]) for j in ca) < 1e-9:
+            return new
+        ca = new
+    return ca
 
 
 def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayModel) -> dict[str, float]:
@@ -696,14 +846,22 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
 
         D = [ sum_j N_j + sum_hops N_h + sum_(i,j,k) f_ij^k p_ij ] / sum_i lambda_i + access
 
-    N_j: :func:`mg_number` of node j's stage mix (its workers each 1/c_j of mu_j^k);
+    N_j: :func:`visit_number` of node j's visits (a task staying on at j for its next stage
+    rejoins the queue with its work; ``model.visits``) or :func:`mg_number` of its stage
+    mix, its workers each 1/c_j of mu_j^k, with the arrival variability c_a,j^2 of
+    :func:`arrival_scv` (``model.arrivals = "qna"``) or 1;
     N_h: each physical hop h = (a, b) is one FIFO queue carrying every logical flow whose
     route crosses it (links shared by several paths), M/G/1 with the deterministic
     per-stage message sizes b_k x overhead; p_ij the route's propagation. Returns the parts
-    and ``mean_delay_s`` (``inf`` if a queue is unstable).
+    and ``mean_delay_s`` (``inf`` if a queue is unstable): ``compute_delay_s`` (nodes) =
+    ``service_delay_s`` (sum_jk Lambda_j^k S_jk / sum lambda) + ``queue_delay_s`` (the wait),
+    ``network_delay_s`` (backhaul) and ``access_delay_s`` (radio legs), the parts the run's
+    ``delay_breakdown_s`` measures.
     """
     total = system.total_external_rate_per_s
-    compute = 0.0
+    ca = (arrival_scv(system, flows, model.class_scv, model.servers) if model.arrivals == "qna"
+          else {j: 1.0 for j in system.nodes})
+    compute = in_service = 0.0
     for j in system.nodes:
         stages = system.stages_hosted(j)
         if not stages:
@@ -711,7 +869,14 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
         c = int(model.servers.get(j, 1))
         arrival = {k: flows.arrival.get((j, k), 0.0) for k in stages}
         service = {k: c / system.service_rate_per_s[(j, k)] for k in stages}
-        compute += mg_number(arrival, service, model.service_scv, c)
+        if model.visits:
+            fresh = {k: arrival[k] - (flows.offload.get((j, j, k), 0.0) if k > 1 else 0.0) for k in stages}
+            stay = {k: (flows.offload.get((j, j, k + 1), 0.0) / arrival[k] if arrival[k] > 0 else 0.0) for k in stages}
+            sizes = {k: model.service_scv_by_class.get((j, k), 0.0) for k in stages}
+            compute += visit_number(fresh, stay, service, sizes, model.service_scv, c, ca[j])
+        else:
+            compute += mg_number(arrival, service, {k: model.class_scv(j, k) for k in stages}, c, ca[j])
+        in_service += sum(arrival[k] * service[k] for k in stages)
     hop_flows: dict[tuple, dict[int, float]] = {}
     propagation = 0.0
     for (i, j, k), flow in flows.offload.items():
@@ -730,10 +895,11 @@ def simulator_delay(system: SystemModel, flows: Flows, model: SimulatorDelayMode
         capacity = (model.hop_capacity_bytes_per_s[hop] if model.routes is not None
                     else system.links[hop].capacity_bytes_per_s)
         service = {k: model.hop_overhead * system.transfer_bytes[k] / capacity for k in arrival}
-        network += mg_number(arrival, service, 0.0, 1)
+        network += mg_number(arrival, service, {k: model.transfer_scv.get(k, 0.0) for k in arrival}, 1)
     compute_s = compute / total
     network_s = (network + propagation) / total
     return {"mean_delay_s": compute_s + network_s + model.access_delay_s, "compute_delay_s": compute_s,
+            "service_delay_s": in_service / total, "queue_delay_s": (compute - in_service) / total,
             "network_delay_s": network_s, "access_delay_s": model.access_delay_s}
 
 
