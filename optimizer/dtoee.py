@@ -817,6 +817,11 @@ class DtoeePolicy:
     announce their flow to each host (``dtoee/flow``), from which hosts correct their last
     measured load. The strategy is kept across events (warm start): only :meth:`reset` goes
     back to the initial one.
+
+    Admission (:class:`~optimizer.policy.AdmissionControl`): when its stage-1 hosts can take
+    less than it offers them (no feasible strategy), an entry node admits only a share
+    ``admit_probability(i)`` of its UEs' new tasks (:meth:`_update_admission`); the
+    co-simulation rejects the rest visibly (reason ``rejected``).
     """
 
     def __init__(
@@ -827,14 +832,17 @@ class DtoeePolicy:
         config: DtoeeConfig | None = None,
         message_bytes: int = 64,
         rounds_per_period: int = 1,
+        announced_loads: bool = False,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
         if not (isinstance(rounds_per_period, int) and rounds_per_period >= 1):
             raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
         self.rounds_per_period = rounds_per_period
+        self.announced_loads = bool(announced_loads)
         self._last_measurements: dict[NodeName, NodeMeasurements] = {}
         self._announced: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._announced_s: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
         self._baseline: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
         self._local_at_measure: dict[NodeName, dict[int, float]] = {}
         self.system = system
@@ -849,6 +857,7 @@ class DtoeePolicy:
             self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
         )
         self.agents = make_agents(system, self.config)
+        self._admit: dict[NodeName, float] = {}  # a_i < 1 only while shedding
         for agent in self.agents.values():
             agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
 
@@ -874,18 +883,61 @@ class DtoeePolicy:
             agent.reset()
         self._last_measurements.clear()
         self._announced.clear()
+        self._announced_s.clear()
         self._baseline.clear()
         self._local_at_measure.clear()
+        self._admit.clear()
 
     def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
-        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O."""
+        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O, admission."""
         agent = self._agent(node)
         self._read(node, inbox)
         self._observe(agent, measurements)
+        if self.announced_loads:
+            self._observe_announced(agent, float(measurements.now_s), dict(agent.obs.arrival_per_s))
         self._last_measurements[node] = measurements
         self._baseline[node] = dict(self._announced.get(node, {}))
         self._local_at_measure[node] = {k: agent.flow_to(node, k) for k in agent.hosted}
-        return self._round(agent, float(measurements.now_s))
+        before = {j: agent.flow_to(j, 1) for j in agent.targets.get(1, ())}
+        out = self._round(agent, float(measurements.now_s))
+        self._update_admission(agent, measurements, before)
+        return out
+
+    # AdmissionControl
+    def admit_probability(self, node: NodeName) -> float:
+        """a_i: the share of new tasks from ``node``'s own UEs it admits (1 until its hosts are full)."""
+        return self._admit.get(node, 1.0)
+
+    def _update_admission(self, agent: NodeAgent, m: NodeMeasurements, before: Mapping[NodeName, float]) -> None:
+        """Shed at the entry what the stage-1 hosts cannot take, from their reports only.
+
+        Each stage-1 host j that reported this round can take from i ``A_ij = f_ij^1 (1 -
+        s_j) + h_j``: the flow i sent it, less the share ``s_j = 1 - rho_bar/rho_j`` it asks
+        every sender to shed, plus its per-sender headroom ``h_j`` (a host that has not
+        reported takes what it gets). The rate i can place is ``sum_j A_ij``; it admits
+
+            a_i <- a_i + (min(1, sum_j A_ij / lambda_i) - a_i) / 2
+
+        of its offered rate lambda_i (its own UEs' measured rate). While any host i reaches
+        has headroom, ``sum_j A_ij >= phi_i`` and a_i climbs back to 1; it falls only when
+        DTO-O cannot place the load anywhere, i.e. when the offered load has no feasible
+        strategy, so a feasible run rejects nothing. The damping by 1/2 keeps two entry
+        nodes sharing a host from both cutting the full excess in one round.
+        """
+        offered = float(m.external_arrivals_per_s)
+        if 1 not in agent.offload_stages or offered <= 0:
+            return
+        now = float(m.now_s)
+        placeable = 0.0
+        for j, flow in before.items():
+            report = agent.own.get(1) if j == agent.name else agent.reports.get((j, 1))
+            if report is None or now - report.sent_s > self._max_age_s:
+                placeable += flow
+            else:
+                placeable += flow * (1.0 - report.shed_share) + max(0.0, report.headroom_per_s)
+        current = self._admit.get(agent.name, 1.0)
+        admit = current + 0.5 * (min(1.0, placeable / offered) - current)
+        self._admit[agent.name] = 1.0 if admit > 0.999 else max(0.0, admit)
 
     def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
         """An extra exchange round between two measurements (``rounds_per_period > 1``).
@@ -910,12 +962,43 @@ class DtoeePolicy:
             arrivals[k] = max(0.0, float(m.arrivals_per_s.get(k, 0.0)) + change)
         demand = {}
         for k in agent.offload_stages:
-            if k == 1:
+            if k == 1 and self._admit.get(node, 1.0) < 1.0:
+                demand[k] = self._admit[node] * float(m.external_arrivals_per_s)
+            elif k == 1:
                 demand[k] = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
             else:
                 demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
         agent.observe(arrivals, demand)
+        if self.announced_loads:
+            self._observe_announced(agent, float(now_s), arrivals)
         return self._round(agent, float(now_s))
+
+    def _observe_announced(self, agent: NodeAgent, now: float, fallback: Mapping[int, float]) -> None:
+        """Host loads from the senders' flow announcements, stage by stage (``announced_loads``).
+
+        ``Lambda_j^k = sum_{i != j} f_ij^k (announced) + phi_j^k x_jj^k`` when every other
+        sender of stage k announced within ``max_report_age_s``, else ``fallback[k]`` (the
+        measured load, corrected as in :meth:`exchange`); ``phi_j^k = Lambda_j^{k-1} (1 -
+        e_j^{k-1})`` for k > 1. The announced flows are the senders' current strategy, so the
+        load carries no averaging lag (a measurement window is one period old and smoothed
+        over several), and its noise is only that of the measured external rates.
+        """
+        node = agent.name
+        announced, times = self._announced.get(node, {}), self._announced_s.get(node, {})
+        arrivals = dict(agent.obs.arrival_per_s)
+        demand = dict(agent.obs.demand_per_s)
+        for k in range(1, self.system.num_stages + 1):
+            if k in agent.offload_stages and k > 1 and (k - 1) in arrivals:
+                demand[k] = arrivals[k - 1] * (1.0 - agent.e.get(k - 1, 1.0))
+            if k not in agent.hosted:
+                continue
+            others = [i for i in self.system.senders(node, k) if i != node]
+            if all(now - times.get((i, k), -math.inf) <= self._max_age_s for i in others):
+                own = demand.get(k, 0.0) * agent.probabilities(k).get(node, 0.0) if k in agent.offload_stages else 0.0
+                arrivals[k] = sum(announced[(i, k)] for i in others) + own
+            else:
+                arrivals[k] = float(fallback.get(k, arrivals.get(k, 0.0)))
+        agent.observe(arrivals, demand)
 
     def _read(self, node: NodeName, inbox: list[ControlMessage]) -> None:
         agent = self._agent(node)
@@ -930,6 +1013,9 @@ class DtoeePolicy:
                     continue
                 if k in agent.hosted and message.src in self.system.senders(node, k) and math.isfinite(flow):
                     self._announced.setdefault(node, {})[(message.src, k)] = max(0.0, flow)
+                    sent = payload.get("sent_s")
+                    self._announced_s.setdefault(node, {})[(message.src, k)] = (
+                        float(sent) if isinstance(sent, (int, float)) and math.isfinite(sent) else -math.inf)
                 continue
             report = ReceiverReport.from_payload(message.src, payload)
             if report is not None:
@@ -962,8 +1048,11 @@ class DtoeePolicy:
     def _observe(self, agent: NodeAgent, m: NodeMeasurements) -> None:
         arrivals = {k: float(m.arrivals_per_s.get(k, 0.0)) for k in agent.hosted}
         demand = {}
+        admit = self._admit.get(agent.name, 1.0)
         for k in agent.offload_stages:
-            if k in m.forwarded_per_s:
+            if k == 1 and admit < 1.0:  # what it admits of its offered load (the routed count lags)
+                demand[k] = admit * float(m.external_arrivals_per_s)
+            elif k in m.forwarded_per_s:
                 demand[k] = float(m.forwarded_per_s[k])
             elif k == 1:
                 demand[k] = float(m.external_arrivals_per_s)
