@@ -833,6 +833,7 @@ class DtoeePolicy:
         message_bytes: int = 64,
         rounds_per_period: int = 1,
         announced_loads: bool = False,
+        demand_alpha: float = 1.0,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
@@ -840,6 +841,11 @@ class DtoeePolicy:
             raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
         self.rounds_per_period = rounds_per_period
         self.announced_loads = bool(announced_loads)
+        self.announced_weight = 1.0
+        if not 0 < demand_alpha <= 1:
+            raise ValueError(f"demand_alpha must lie in (0, 1], got {demand_alpha!r}")
+        self.demand_alpha = float(demand_alpha)
+        self._demand: dict[NodeName, tuple[float | None, int]] = {}
         self._last_measurements: dict[NodeName, NodeMeasurements] = {}
         self._announced: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
         self._announced_s: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
@@ -884,6 +890,7 @@ class DtoeePolicy:
         self._last_measurements.clear()
         self._announced.clear()
         self._announced_s.clear()
+        self._demand.clear()
         self._baseline.clear()
         self._local_at_measure.clear()
         self._admit.clear()
@@ -931,7 +938,7 @@ class DtoeePolicy:
         placeable = 0.0
         for j, flow in before.items():
             report = agent.own.get(1) if j == agent.name else agent.reports.get((j, 1))
-            if report is None or now - report.sent_s > self._max_age_s:
+            if report is None or (self._max_age_s is not None and now - report.sent_s > self._max_age_s):
                 placeable += flow
             else:
                 placeable += flow * (1.0 - report.shed_share) + max(0.0, report.headroom_per_s)
@@ -964,14 +971,39 @@ class DtoeePolicy:
         for k in agent.offload_stages:
             if k == 1 and self._admit.get(node, 1.0) < 1.0:
                 demand[k] = self._admit[node] * float(m.external_arrivals_per_s)
-            elif k == 1:
-                demand[k] = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+            elif k == 1:  # this period's (smoothed) measurement
+                demand[k] = self._demand[node][0] if node in self._demand else float(
+                    m.forwarded_per_s.get(1, m.external_arrivals_per_s))
             else:
                 demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
         agent.observe(arrivals, demand)
         if self.announced_loads:
             self._observe_announced(agent, float(now_s), arrivals)
         return self._round(agent, float(now_s))
+
+    def _smoothed_demand(self, node: NodeName, measured: float, period_s: float) -> float:
+        """phi_i^1 averaged over periods: a running mean restarted when the load changes.
+
+        The control plane's rate is an EWMA(1/2) of one period's Poisson count, whose standard
+        deviation is ``sqrt(lambda / (3 T))`` (T = the period): at 21 tasks/s and T = 1 s, 12%.
+        The estimate is the running mean of the measured rates since the last restart (weight
+        ``max(1/n, demand_alpha)`` on the n-th), restarted at the measurement when it is over
+        3 standard deviations off (a load step). ``demand_alpha = 1`` turns this off.
+        """
+        if self.demand_alpha >= 1.0:
+            return measured
+        estimate, n = self._demand.get(node, (None, 0))
+        if estimate is None:
+            estimate, n = measured, 1
+        else:
+            sd = math.sqrt(max(estimate, measured, 1.0 / period_s) / (3.0 * period_s))
+            if abs(measured - estimate) > 3.0 * sd:
+                estimate, n = measured, 1
+            else:
+                n += 1
+                estimate += max(1.0 / n, self.demand_alpha) * (measured - estimate)
+        self._demand[node] = (estimate, n)
+        return estimate
 
     def _observe_announced(self, agent: NodeAgent, now: float, fallback: Mapping[int, float]) -> None:
         """Host loads from the senders' flow announcements, stage by stage (``announced_loads``).
@@ -993,9 +1025,12 @@ class DtoeePolicy:
             if k not in agent.hosted:
                 continue
             others = [i for i in self.system.senders(node, k) if i != node]
-            if all(now - times.get((i, k), -math.inf) <= self._max_age_s for i in others):
+            age_s = math.inf if self._max_age_s is None else self._max_age_s
+            if all(now - times.get((i, k), -math.inf) <= age_s for i in others):
                 own = demand.get(k, 0.0) * agent.probabilities(k).get(node, 0.0) if k in agent.offload_stages else 0.0
-                arrivals[k] = sum(announced[(i, k)] for i in others) + own
+                predicted = sum(announced[(i, k)] for i in others) + own
+                w = self.announced_weight
+                arrivals[k] = w * predicted + (1.0 - w) * float(fallback.get(k, predicted))
             else:
                 arrivals[k] = float(fallback.get(k, arrivals.get(k, 0.0)))
         agent.observe(arrivals, demand)
@@ -1052,10 +1087,11 @@ class DtoeePolicy:
         for k in agent.offload_stages:
             if k == 1 and admit < 1.0:  # what it admits of its offered load (the routed count lags)
                 demand[k] = admit * float(m.external_arrivals_per_s)
+            elif k == 1:
+                raw = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+                demand[k] = self._smoothed_demand(agent.name, raw, float(m.period_s))
             elif k in m.forwarded_per_s:
                 demand[k] = float(m.forwarded_per_s[k])
-            elif k == 1:
-                demand[k] = float(m.external_arrivals_per_s)
             else:
                 demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
         capacity = {j: float(v) / 8.0 for j, v in m.link_rate_bps.items()}
