@@ -111,6 +111,8 @@ from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propag
 MESSAGE_KIND = "dtoee/marginal"
 FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
 _EPS_FLOW = 1e-12
+ADMIT_MARGIN = 0.9  # admission cuts to this share of what the stage-1 hosts can take (drains the backlog)
+ADMIT_STEP = 0.05   # largest rise of an admitted share per period (additive increase)
 
 
 @dataclass(frozen=True)
@@ -814,9 +816,14 @@ class DtoeePolicy:
     downstream costs upstream; messages are never read from another node's state. With
     ``rounds_per_period = R > 1`` the control plane also calls :meth:`exchange` R - 1 times
     between two measurements (messages are cheap next to tasks); offloaders then also
-    announce their flow to each host (``dtoee/flow``), from which hosts correct their last
-    measured load. The strategy is kept across events (warm start): only :meth:`reset` goes
-    back to the initial one.
+    announce their flow to each host (``dtoee/flow``). With ``announced_loads`` (default) a
+    host takes its load as the sum of its senders' fresh announcements plus its own local
+    flow (:meth:`_observe_announced`: no averaging lag), else it corrects its last measured
+    load by the announced changes. ``demand_alpha`` < 1 averages the measured stage-1 demand
+    over periods, restarting on a load change (:meth:`_smoothed_demand`). The scenario
+    default is 4 rounds per period (``policy.rounds_per_period``; docs/dtoee-online.md has
+    the runs that chose it). The strategy is kept across events (warm start): only
+    :meth:`reset` goes back to the initial one.
 
     Admission (:class:`~optimizer.policy.AdmissionControl`): when its stage-1 hosts can take
     less than it offers them (no feasible strategy), an entry node admits only a share
@@ -832,8 +839,8 @@ class DtoeePolicy:
         config: DtoeeConfig | None = None,
         message_bytes: int = 64,
         rounds_per_period: int = 1,
-        announced_loads: bool = False,
-        demand_alpha: float = 1.0,
+        announced_loads: bool = True,
+        demand_alpha: float = 0.2,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
@@ -921,15 +928,18 @@ class DtoeePolicy:
         Each stage-1 host j that reported this round can take from i ``A_ij = f_ij^1 (1 -
         s_j) + h_j``: the flow i sent it, less the share ``s_j = 1 - rho_bar/rho_j`` it asks
         every sender to shed, plus its per-sender headroom ``h_j`` (a host that has not
-        reported takes what it gets). The rate i can place is ``sum_j A_ij``; it admits
+        reported takes what it gets). With ``A_i = sum_j A_ij`` and lambda_i its UEs'
+        measured (offered) rate, i admits the share a_i of its new tasks, updated like a
+        congestion window (AIMD):
 
-            a_i <- a_i + (min(1, sum_j A_ij / lambda_i) - a_i) / 2
+            A_i <  phi_i (the hosts ask i to shed):  a_i <- (a_i + ADMIT_MARGIN A_i / lambda_i) / 2
+            A_i >= phi_i:                           a_i <- min(1, a_i + min(ADMIT_STEP, (A_i / lambda_i - a_i) / 2))
 
-        of its offered rate lambda_i (its own UEs' measured rate). While any host i reaches
-        has headroom, ``sum_j A_ij >= phi_i`` and a_i climbs back to 1; it falls only when
-        DTO-O cannot place the load anywhere, i.e. when the offered load has no feasible
-        strategy, so a feasible run rejects nothing. The damping by 1/2 keeps two entry
-        nodes sharing a host from both cutting the full excess in one round.
+        The cut aims ``1 - ADMIT_MARGIN`` below what the hosts can take, so the backlog built
+        before it drains, and the climb back is slow, so the hosts are not pushed straight
+        back past ``rho_bar``. While any host i reaches has headroom, ``A_i >= phi_i`` and
+        a_i stays at 1: a run with a feasible strategy rejects nothing; it falls only when
+        DTO-O cannot place the load anywhere.
         """
         offered = float(m.external_arrivals_per_s)
         if 1 not in agent.offload_stages or offered <= 0:
@@ -943,8 +953,11 @@ class DtoeePolicy:
             else:
                 placeable += flow * (1.0 - report.shed_share) + max(0.0, report.headroom_per_s)
         current = self._admit.get(agent.name, 1.0)
-        admit = current + 0.5 * (min(1.0, placeable / offered) - current)
-        self._admit[agent.name] = 1.0 if admit > 0.999 else max(0.0, admit)
+        if placeable < sum(before.values()) - 1e-9:
+            admit = 0.5 * (current + ADMIT_MARGIN * placeable / offered)
+        else:
+            admit = current + min(ADMIT_STEP, 0.5 * (placeable / offered - current))
+        self._admit[agent.name] = 1.0 if admit > 0.999 else min(1.0, max(0.0, admit))
 
     def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
         """An extra exchange round between two measurements (``rounds_per_period > 1``).
@@ -1026,7 +1039,7 @@ class DtoeePolicy:
                 continue
             others = [i for i in self.system.senders(node, k) if i != node]
             age_s = math.inf if self._max_age_s is None else self._max_age_s
-            if all(now - times.get((i, k), -math.inf) <= age_s for i in others):
+            if all((i, k) in times and now - times[(i, k)] <= age_s for i in others):
                 own = demand.get(k, 0.0) * agent.probabilities(k).get(node, 0.0) if k in agent.offload_stages else 0.0
                 predicted = sum(announced[(i, k)] for i in others) + own
                 w = self.announced_weight
