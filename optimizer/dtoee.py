@@ -848,7 +848,6 @@ class DtoeePolicy:
             raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
         self.rounds_per_period = rounds_per_period
         self.announced_loads = bool(announced_loads)
-        self.announced_weight = 1.0
         if not 0 < demand_alpha <= 1:
             raise ValueError(f"demand_alpha must lie in (0, 1], got {demand_alpha!r}")
         self.demand_alpha = float(demand_alpha)
@@ -933,7 +932,7 @@ class DtoeePolicy:
         congestion window (AIMD):
 
             A_i <  phi_i (the hosts ask i to shed):  a_i <- (a_i + ADMIT_MARGIN A_i / lambda_i) / 2
-            A_i >= phi_i:                           a_i <- min(1, a_i + min(ADMIT_STEP, (A_i / lambda_i - a_i) / 2))
+            A_i >= phi_i:                           a_i <- min(1, a_i + clip((A_i / lambda_i - a_i) / 2, 0, ADMIT_STEP))
 
         The cut aims ``1 - ADMIT_MARGIN`` below what the hosts can take, so the backlog built
         before it drains, and the climb back is slow, so the hosts are not pushed straight
@@ -956,7 +955,7 @@ class DtoeePolicy:
         if placeable < sum(before.values()) - 1e-9:
             admit = 0.5 * (current + ADMIT_MARGIN * placeable / offered)
         else:
-            admit = current + min(ADMIT_STEP, 0.5 * (placeable / offered - current))
+            admit = current + max(0.0, min(ADMIT_STEP, 0.5 * (placeable / offered - current)))  # never a cut
         self._admit[agent.name] = 1.0 if admit > 0.999 else min(1.0, max(0.0, admit))
 
     def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
@@ -1041,9 +1040,7 @@ class DtoeePolicy:
             age_s = math.inf if self._max_age_s is None else self._max_age_s
             if all((i, k) in times and now - times[(i, k)] <= age_s for i in others):
                 own = demand.get(k, 0.0) * agent.probabilities(k).get(node, 0.0) if k in agent.offload_stages else 0.0
-                predicted = sum(announced[(i, k)] for i in others) + own
-                w = self.announced_weight
-                arrivals[k] = w * predicted + (1.0 - w) * float(fallback.get(k, predicted))
+                arrivals[k] = sum(announced[(i, k)] for i in others) + own
             else:
                 arrivals[k] = float(fallback.get(k, arrivals.get(k, 0.0)))
         agent.observe(arrivals, demand)

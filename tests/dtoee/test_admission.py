@@ -45,7 +45,7 @@ def _entry_and_hosts():
     return system, policy, entry, policy.agents[entry].targets[1]
 
 
-def _step_with_reports(policy, entry, hosts, offered, shed, headroom, now=1.0):
+def _step_with_reports(policy, entry, hosts, offered, shed, headroom, now=1.0, forwarded=None):
     """Give ``entry`` one report per stage-1 host (shed share, per-sender headroom), then one step."""
     inbox = []
     from optimizer.policy import ControlMessage
@@ -55,7 +55,7 @@ def _step_with_reports(policy, entry, hosts, offered, shed, headroom, now=1.0):
             report = ReceiverReport(j, 1, 0.05, 1.0, 1, headroom, now, shed_share=shed, spare_per_s=headroom)
             inbox.append(ControlMessage(src=j, dst=entry, payload=report.to_payload()))
     m = NodeMeasurements(node=entry, period_s=1.0, external_arrivals_per_s=offered,
-                         forwarded_per_s={1: offered}, now_s=now)
+                         forwarded_per_s={1: offered if forwarded is None else forwarded}, now_s=now)
     policy.step(entry, m, inbox)
     return policy.admit_probability(entry)
 
@@ -64,6 +64,16 @@ def test_dtoee_admits_all_while_a_host_has_room():
     _, policy, entry, hosts = _entry_and_hosts()
     for t in range(1, 6):
         assert _step_with_reports(policy, entry, hosts, offered=20.0, shed=0.0, headroom=5.0, now=float(t)) == 1.0
+
+
+def test_dtoee_never_cuts_unless_a_host_asks_to_shed():
+    """Hosts at rho_bar with no headroom but no shed request, and an offered rate above the
+    routed one (the two are measured over different windows): nothing is rejected."""
+    _, policy, entry, hosts = _entry_and_hosts()
+    for t in range(1, 6):
+        share = _step_with_reports(policy, entry, hosts, offered=40.0, shed=0.0, headroom=0.0, now=float(t),
+                                   forwarded=30.0)
+        assert share == 1.0
 
 
 def test_dtoee_sheds_what_no_host_can_take_and_recovers():
