@@ -113,6 +113,8 @@ FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rou
 _EPS_FLOW = 1e-12
 ADMIT_MARGIN = 0.9  # admission cuts to this share of what the stage-1 hosts can take (drains the backlog)
 ADMIT_STEP = 0.05   # largest rise of an admitted share per period (additive increase)
+BACKLOG_KIND = "dtoee/backlog"  # stage-1 host -> its senders: the time to serve the tasks it holds
+BACKLOG_S = 0.5     # a stage-1 host holding more than this much work tells its senders
 
 
 @dataclass(frozen=True)
@@ -870,6 +872,7 @@ class DtoeePolicy:
         )
         self.agents = make_agents(system, self.config)
         self._admit: dict[NodeName, float] = {}  # a_i < 1 only while shedding
+        self._backlog: dict[NodeName, dict[NodeName, tuple[float, float]]] = {}  # (drain_s, sent_s) per host
         for agent in self.agents.values():
             agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
 
@@ -900,6 +903,7 @@ class DtoeePolicy:
         self._baseline.clear()
         self._local_at_measure.clear()
         self._admit.clear()
+        self._backlog.clear()
 
     def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
         """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O, admission."""
@@ -912,7 +916,16 @@ class DtoeePolicy:
         self._baseline[node] = dict(self._announced.get(node, {}))
         self._local_at_measure[node] = {k: agent.flow_to(node, k) for k in agent.hosted}
         before = {j: agent.flow_to(j, 1) for j in agent.targets.get(1, ())}
-        out = self._round(agent, float(measurements.now_s))
+        now = float(measurements.now_s)
+        out = self._round(agent, now)
+        if 1 in agent.hosted:  # its backlog, from its own measurement: tasks present / mu^1
+            drain_s = measurements.tasks_present / max(agent.obs.service_rate_per_s.get(1, 0.0), 1e-9)
+            self._backlog.setdefault(node, {})[node] = (drain_s, now)
+            if drain_s > BACKLOG_S:
+                for sender in self.system.senders(node, 1):
+                    if sender != node:
+                        payload = {"kind": BACKLOG_KIND, "stage": 1, "drain_s": drain_s, "sent_s": now}
+                        out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
         self._update_admission(agent, measurements, before)
         return out
 
@@ -934,9 +947,12 @@ class DtoeePolicy:
             A_i <  phi_i (the hosts ask i to shed):  a_i <- (a_i + ADMIT_MARGIN A_i / lambda_i) / 2
             A_i >= phi_i:                           a_i <- min(1, a_i + clip((A_i / lambda_i - a_i) / 2, 0, ADMIT_STEP))
 
-        The cut aims ``1 - ADMIT_MARGIN`` below what the hosts can take, so the backlog built
-        before it drains, and the climb back is slow, so the hosts are not pushed straight
-        back past ``rho_bar``. While any host i reaches has headroom, ``A_i >= phi_i`` and
+        The cut aims ``1 - ADMIT_MARGIN`` below what the hosts can take and the climb back
+        is slow, so the hosts are not pushed straight back past ``rho_bar``. While i sheds,
+        a stage-1 host holding more than ``BACKLOG_S`` of work (its own measurement: tasks
+        present / mu^1, sent as ``dtoee/backlog`` while above that) takes only ``BACKLOG_S /
+        drain_s`` of i's flow to it in ``A_i``, so the backlog built before admission acted
+        drains instead of staying at rho_bar. While any host i reaches has headroom, ``A_i >= phi_i`` and
         a_i stays at 1: a run with a feasible strategy rejects nothing; it falls only when
         DTO-O cannot place the load anywhere.
         """
@@ -952,7 +968,16 @@ class DtoeePolicy:
             else:
                 placeable += flow * (1.0 - report.shed_share) + max(0.0, report.headroom_per_s)
         current = self._admit.get(agent.name, 1.0)
-        if placeable < sum(before.values()) - 1e-9:
+        flows = sum(before.values())
+        if current < 1.0:  # already shedding: a host still holding a backlog takes less, until it drains
+            backlog = self._backlog.get(agent.name, {})
+            drained = 0.0
+            for j, flow in before.items():
+                drain_s, sent_s = backlog.get(j, (0.0, -math.inf))
+                fresh = now - sent_s <= 1.5 * self.period_s
+                drained += flow * (min(1.0, BACKLOG_S / drain_s) if fresh and drain_s > BACKLOG_S else 1.0)
+            placeable = min(placeable, placeable - flows + drained)
+        if placeable < flows - 1e-9:
             admit = 0.5 * (current + ADMIT_MARGIN * placeable / offered)
         else:
             admit = current + max(0.0, min(ADMIT_STEP, 0.5 * (placeable / offered - current)))  # never a cut
@@ -1061,6 +1086,14 @@ class DtoeePolicy:
                     sent = payload.get("sent_s")
                     self._announced_s.setdefault(node, {})[(message.src, k)] = (
                         float(sent) if isinstance(sent, (int, float)) and math.isfinite(sent) else -math.inf)
+                continue
+            if isinstance(payload, Mapping) and payload.get("kind") == BACKLOG_KIND:
+                try:
+                    drain_s, sent_s = float(payload["drain_s"]), float(payload["sent_s"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if message.src in self.system.targets(node, 1) and math.isfinite(drain_s) and math.isfinite(sent_s):
+                    self._backlog.setdefault(node, {})[message.src] = (max(0.0, drain_s), sent_s)
                 continue
             report = ReceiverReport.from_payload(message.src, payload)
             if report is not None:
