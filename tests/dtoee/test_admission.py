@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from optimizer.dtoee import DtoeePolicy, ReceiverReport
-from optimizer.policy import AdmissionControl, NodeMeasurements, StaticPolicy, admit_probability
+from optimizer.policy import AdmissionControl, ControlMessage, NodeMeasurements, StaticPolicy, admit_probability
 from optimizer.system import random_instance
 
 from .scenarios import scenario
@@ -48,8 +48,6 @@ def _entry_and_hosts():
 def _step_with_reports(policy, entry, hosts, offered, shed, headroom, now=1.0, forwarded=None):
     """Give ``entry`` one report per stage-1 host (shed share, per-sender headroom), then one step."""
     inbox = []
-    from optimizer.policy import ControlMessage
-
     for j in hosts:
         if j != entry:
             report = ReceiverReport(j, 1, 0.05, 1.0, 1, headroom, now, shed_share=shed, spare_per_s=headroom)
