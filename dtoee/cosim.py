@@ -11,7 +11,9 @@ The network (any :class:`Network`: ``now``, ``call_later``, ``send``; three impl
 :mod:`dtoee.network`) moves bytes and keeps time; this module holds the task logic only. Each handler is one event.
 
 Accounting: every task ends exactly once, through ``_complete`` or ``_lose`` (with a reason:
-``node_crash``, ``queue_full``, ``link_down``, ``timeout``); a task still moving at the stop
+``node_crash``, ``queue_full``, ``link_down``, ``timeout``, or ``rejected``: turned away at
+its entry node by the policy's admission control, :class:`~optimizer.policy.AdmissionControl`,
+with an ``admission`` hop in the trace); a task still moving at the stop
 time stays ``in_flight``. Every handler first checks that its task is still in flight, so a
 late event (a delivery after a timeout, a service on a node that crashed) changes nothing.
 """
@@ -29,7 +31,7 @@ from dtoee.topology import route
 from dtoee.trace import Trace
 from dtoee.workload import TaskSize, Workload
 from dtoee.network import Network, UePlacement, node_endpoint, ue_endpoint
-from optimizer.policy import Policy, TaskDecision
+from optimizer.policy import Policy, TaskDecision, admit_probability
 
 
 class StageExecutor(Protocol):
@@ -201,6 +203,7 @@ class CoSimulation:
         self.control_delivered = 0
         self._observers: list[Observer] = []
         self._choose = getattr(policy, "choose", None)  # a per-task dispatcher (TaskDispatcher)
+        self._admission = hasattr(policy, "admit_probability")  # may reject (AdmissionControl)
         #: runs before each arrival changes anything (the runner's wall-clock checkpoint check:
         #: tasks are what can swamp a run, so their arrivals keep checkpoints on time)
         self.before_arrival = before_arrival
@@ -251,7 +254,14 @@ class CoSimulation:
         node = self.nodes[name]
         if not node.alive:
             return self._lose(task, "node_crash")
-        node.external_arrivals += 1
+        node.external_arrivals += 1  # offered load: rejected tasks count too (the node saw them)
+        if self._admission:
+            admit = admit_probability(self.policy, name)
+            if admit < 1.0 and self.rngs["admission"].random() >= admit:  # no draw while all are admitted
+                now = self.net.now()
+                self.trace.hop(task.task_id, "admission", node_endpoint(name), node_endpoint(name),
+                               task.stage, 0, now, now, exited=False)
+                return self._lose(task, "rejected")
         self._route(task, name)
 
     # Routing: x_i^k picks the host of the next stage ---------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 STREAMS = ("samples", "routing", "service", "placement")
 # Streams added later are keyed by name (a two-part spawn key, which no child of ``spawn``
 # has), so adding one leaves every older stream, and older results, unchanged.
-NAMED_STREAMS = ("task_sizes",)
+NAMED_STREAMS = ("task_sizes", "admission")
 
 
 def ns3_run_number(seed: int) -> int:

@@ -141,6 +141,10 @@ MESSAGE_KIND = "dtoee/marginal"
 SWAP_KIND = "dtoee/swap"  # offloader -> host: a transit-swap offer (NodeAgent._offer_swaps)
 FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
 _EPS_FLOW = 1e-12
+ADMIT_MARGIN = 0.9  # admission cuts to this share of what the stage-1 hosts can take (drains the backlog)
+ADMIT_STEP = 0.05   # largest rise of an admitted share per period (additive increase)
+BACKLOG_KIND = "dtoee/backlog"  # stage-1 host -> its senders: the time to serve the tasks it holds
+BACKLOG_S = 0.5     # a stage-1 host holding more than this much work tells its senders
 
 
 @dataclass(frozen=True)
@@ -1047,9 +1051,19 @@ class DtoeePolicy:
     downstream costs upstream; messages are never read from another node's state. With
     ``rounds_per_period = R > 1`` the control plane also calls :meth:`exchange` R - 1 times
     between two measurements (messages are cheap next to tasks); offloaders then also
-    announce their flow to each host (``dtoee/flow``), from which hosts correct their last
-    measured load. The strategy is kept across events (warm start): only :meth:`reset` goes
-    back to the initial one.
+    announce their flow to each host (``dtoee/flow``). With ``announced_loads`` (default) a
+    host takes its load as the sum of its senders' fresh announcements plus its own local
+    flow (:meth:`_observe_announced`: no averaging lag), else it corrects its last measured
+    load by the announced changes. ``demand_alpha`` < 1 averages the measured stage-1 demand
+    over periods, restarting on a load change (:meth:`_smoothed_demand`). The scenario
+    default is 4 rounds per period (``policy.rounds_per_period``; docs/dtoee-online.md has
+    the runs that chose it). The strategy is kept across events (warm start): only
+    :meth:`reset` goes back to the initial one.
+
+    Admission (:class:`~optimizer.policy.AdmissionControl`): when its stage-1 hosts can take
+    less than it offers them (no feasible strategy), an entry node admits only a share
+    ``admit_probability(i)`` of its UEs' new tasks (:meth:`_update_admission`); the
+    co-simulation rejects the rest visibly (reason ``rejected``).
     """
 
     def __init__(
@@ -1060,14 +1074,22 @@ class DtoeePolicy:
         config: DtoeeConfig | None = None,
         message_bytes: int = 64,
         rounds_per_period: int = 1,
+        announced_loads: bool = True,
+        demand_alpha: float = 0.2,
     ) -> None:
         if not (math.isfinite(period_s) and period_s > 0):
             raise ValueError(f"period_s must be finite and > 0, got {period_s!r}")
         if not (isinstance(rounds_per_period, int) and rounds_per_period >= 1):
             raise ValueError(f"rounds_per_period must be an integer >= 1, got {rounds_per_period!r}")
         self.rounds_per_period = rounds_per_period
+        self.announced_loads = bool(announced_loads)
+        if not 0 < demand_alpha <= 1:
+            raise ValueError(f"demand_alpha must lie in (0, 1], got {demand_alpha!r}")
+        self.demand_alpha = float(demand_alpha)
+        self._demand: dict[NodeName, tuple[float | None, int]] = {}
         self._last_measurements: dict[NodeName, NodeMeasurements] = {}
         self._announced: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
+        self._announced_s: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
         self._baseline: dict[NodeName, dict[tuple[NodeName, int], float]] = {}
         self._local_at_measure: dict[NodeName, dict[int, float]] = {}
         self.system = system
@@ -1085,6 +1107,8 @@ class DtoeePolicy:
             self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
         )
         self.agents = make_agents(system, self.config)
+        self._admit: dict[NodeName, float] = {}  # a_i < 1 only while shedding
+        self._backlog: dict[NodeName, dict[NodeName, tuple[float, float]]] = {}  # (drain_s, sent_s) per host
         for agent in self.agents.values():
             agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
             agent._swap_within_spare = True
@@ -1111,18 +1135,90 @@ class DtoeePolicy:
             agent.reset()
         self._last_measurements.clear()
         self._announced.clear()
+        self._announced_s.clear()
+        self._demand.clear()
         self._baseline.clear()
         self._local_at_measure.clear()
+        self._admit.clear()
+        self._backlog.clear()
 
     def step(self, node: NodeName, measurements: NodeMeasurements, inbox: list[ControlMessage]) -> list[ControlMessage]:
-        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O."""
+        """One round after a measurement period: observe, read the inbox, DTO-R, DTO-O, admission."""
         agent = self._agent(node)
         self._read(node, inbox)
         self._observe(agent, measurements)
+        if self.announced_loads:
+            self._observe_announced(agent, float(measurements.now_s), dict(agent.obs.arrival_per_s))
         self._last_measurements[node] = measurements
         self._baseline[node] = dict(self._announced.get(node, {}))
         self._local_at_measure[node] = {k: agent.flow_to(node, k) for k in agent.hosted}
-        return self._round(agent, float(measurements.now_s))
+        before = {j: agent.flow_to(j, 1) for j in agent.targets.get(1, ())}
+        now = float(measurements.now_s)
+        out = self._round(agent, now)
+        if 1 in agent.hosted:  # its backlog, from its own measurement: tasks present / mu^1
+            drain_s = measurements.tasks_present / max(agent.obs.service_rate_per_s.get(1, 0.0), 1e-9)
+            self._backlog.setdefault(node, {})[node] = (drain_s, now)
+            if drain_s > BACKLOG_S:
+                for sender in self.system.senders(node, 1):
+                    if sender != node:
+                        payload = {"kind": BACKLOG_KIND, "stage": 1, "drain_s": drain_s, "sent_s": now}
+                        out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
+        self._update_admission(agent, measurements, before)
+        return out
+
+    # AdmissionControl
+    def admit_probability(self, node: NodeName) -> float:
+        """a_i: the share of new tasks from ``node``'s own UEs it admits (1 until its hosts are full)."""
+        return self._admit.get(node, 1.0)
+
+    def _update_admission(self, agent: NodeAgent, m: NodeMeasurements, before: Mapping[NodeName, float]) -> None:
+        """Shed at the entry what the stage-1 hosts cannot take, from their reports only.
+
+        Each stage-1 host j that reported this round can take from i ``A_ij = f_ij^1 (1 -
+        s_j) + h_j``: the flow i sent it, less the share ``s_j = 1 - rho_bar/rho_j`` it asks
+        every sender to shed, plus its per-sender headroom ``h_j`` (a host that has not
+        reported takes what it gets). With ``A_i = sum_j A_ij`` and lambda_i its UEs'
+        measured (offered) rate, i admits the share a_i of its new tasks, updated like a
+        congestion window (AIMD):
+
+            A_i <  phi_i (the hosts ask i to shed):  a_i <- (a_i + ADMIT_MARGIN A_i / lambda_i) / 2
+            A_i >= phi_i:                           a_i <- min(1, a_i + clip((A_i / lambda_i - a_i) / 2, 0, ADMIT_STEP))
+
+        The cut aims ``1 - ADMIT_MARGIN`` below what the hosts can take and the climb back
+        is slow, so the hosts are not pushed straight back past ``rho_bar``. While i sheds,
+        a stage-1 host holding more than ``BACKLOG_S`` of work (its own measurement: tasks
+        present / mu^1, sent as ``dtoee/backlog`` while above that) takes only ``BACKLOG_S /
+        drain_s`` of i's flow to it in ``A_i``, so the backlog built before admission acted
+        drains instead of staying at rho_bar. While any host i reaches has headroom, ``A_i >= phi_i`` and
+        a_i stays at 1: a run with a feasible strategy rejects nothing; it falls only when
+        DTO-O cannot place the load anywhere.
+        """
+        offered = float(m.external_arrivals_per_s)
+        if 1 not in agent.offload_stages or offered <= 0:
+            return
+        now = float(m.now_s)
+        placeable = 0.0
+        for j, flow in before.items():
+            report = agent.own.get(1) if j == agent.name else agent.reports.get((j, 1))
+            if report is None or (self._max_age_s is not None and now - report.sent_s > self._max_age_s):
+                placeable += flow
+            else:
+                placeable += flow * (1.0 - report.shed_share) + max(0.0, report.headroom_per_s)
+        current = self._admit.get(agent.name, 1.0)
+        flows = sum(before.values())
+        if current < 1.0:  # already shedding: a host still holding a backlog takes less, until it drains
+            backlog = self._backlog.get(agent.name, {})
+            drained = 0.0
+            for j, flow in before.items():
+                drain_s, sent_s = backlog.get(j, (0.0, -math.inf))
+                fresh = now - sent_s <= 1.5 * self.period_s
+                drained += flow * (min(1.0, BACKLOG_S / drain_s) if fresh and drain_s > BACKLOG_S else 1.0)
+            placeable = min(placeable, placeable - flows + drained)
+        if placeable < flows - 1e-9:
+            admit = 0.5 * (current + ADMIT_MARGIN * placeable / offered)
+        else:
+            admit = current + max(0.0, min(ADMIT_STEP, 0.5 * (placeable / offered - current)))  # never a cut
+        self._admit[agent.name] = 1.0 if admit > 0.999 else min(1.0, max(0.0, admit))
 
     def exchange(self, node: NodeName, now_s: float, inbox: list[ControlMessage]) -> list[ControlMessage]:
         """An extra exchange round between two measurements (``rounds_per_period > 1``).
@@ -1147,12 +1243,69 @@ class DtoeePolicy:
             arrivals[k] = max(0.0, float(m.arrivals_per_s.get(k, 0.0)) + change)
         demand = {}
         for k in agent.offload_stages:
-            if k == 1:
-                demand[k] = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+            if k == 1 and self._admit.get(node, 1.0) < 1.0:
+                demand[k] = self._admit[node] * float(m.external_arrivals_per_s)
+            elif k == 1:  # this period's (smoothed) measurement
+                demand[k] = self._demand[node][0] if node in self._demand else float(
+                    m.forwarded_per_s.get(1, m.external_arrivals_per_s))
             else:
                 demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
         agent.observe(arrivals, demand)
+        if self.announced_loads:
+            self._observe_announced(agent, float(now_s), arrivals)
         return self._round(agent, float(now_s))
+
+    def _smoothed_demand(self, node: NodeName, measured: float, period_s: float) -> float:
+        """phi_i^1 averaged over periods: a running mean restarted when the load changes.
+
+        The control plane's rate is an EWMA(1/2) of one period's Poisson count, whose standard
+        deviation is ``sqrt(lambda / (3 T))`` (T = the period): at 21 tasks/s and T = 1 s, 12%.
+        The estimate is the running mean of the measured rates since the last restart (weight
+        ``max(1/n, demand_alpha)`` on the n-th), restarted at the measurement when it is over
+        3 standard deviations off (a load step). ``demand_alpha = 1`` turns this off.
+        """
+        if self.demand_alpha >= 1.0:
+            return measured
+        estimate, n = self._demand.get(node, (None, 0))
+        if estimate is None:
+            estimate, n = measured, 1
+        else:
+            sd = math.sqrt(max(estimate, measured, 1.0 / period_s) / (3.0 * period_s))
+            if abs(measured - estimate) > 3.0 * sd:
+                estimate, n = measured, 1
+            else:
+                n += 1
+                estimate += max(1.0 / n, self.demand_alpha) * (measured - estimate)
+        self._demand[node] = (estimate, n)
+        return estimate
+
+    def _observe_announced(self, agent: NodeAgent, now: float, fallback: Mapping[int, float]) -> None:
+        """Host loads from the senders' flow announcements, stage by stage (``announced_loads``).
+
+        ``Lambda_j^k = sum_{i != j} f_ij^k (announced) + phi_j^k x_jj^k`` when every other
+        sender of stage k announced within ``max_report_age_s``, else ``fallback[k]`` (the
+        measured load, corrected as in :meth:`exchange`); ``phi_j^k = Lambda_j^{k-1} (1 -
+        e_j^{k-1})`` for k > 1. The announced flows are the senders' current strategy, so the
+        load carries no averaging lag (a measurement window is one period old and smoothed
+        over several), and its noise is only that of the measured external rates.
+        """
+        node = agent.name
+        announced, times = self._announced.get(node, {}), self._announced_s.get(node, {})
+        arrivals = dict(agent.obs.arrival_per_s)
+        demand = dict(agent.obs.demand_per_s)
+        for k in range(1, self.system.num_stages + 1):
+            if k in agent.offload_stages and k > 1 and (k - 1) in arrivals:
+                demand[k] = arrivals[k - 1] * (1.0 - agent.e.get(k - 1, 1.0))
+            if k not in agent.hosted:
+                continue
+            others = [i for i in self.system.senders(node, k) if i != node]
+            age_s = math.inf if self._max_age_s is None else self._max_age_s
+            if all((i, k) in times and now - times[(i, k)] <= age_s for i in others):
+                own = demand.get(k, 0.0) * agent.probabilities(k).get(node, 0.0) if k in agent.offload_stages else 0.0
+                arrivals[k] = sum(announced[(i, k)] for i in others) + own
+            else:
+                arrivals[k] = float(fallback.get(k, arrivals.get(k, 0.0)))
+        agent.observe(arrivals, demand)
 
     def _read(self, node: NodeName, inbox: list[ControlMessage]) -> None:
         agent = self._agent(node)
@@ -1167,6 +1320,17 @@ class DtoeePolicy:
                     continue
                 if k in agent.hosted and message.src in self.system.senders(node, k) and math.isfinite(flow):
                     self._announced.setdefault(node, {})[(message.src, k)] = max(0.0, flow)
+                    sent = payload.get("sent_s")
+                    self._announced_s.setdefault(node, {})[(message.src, k)] = (
+                        float(sent) if isinstance(sent, (int, float)) and math.isfinite(sent) else -math.inf)
+                continue
+            if isinstance(payload, Mapping) and payload.get("kind") == BACKLOG_KIND:
+                try:
+                    drain_s, sent_s = float(payload["drain_s"]), float(payload["sent_s"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if message.src in self.system.targets(node, 1) and math.isfinite(drain_s) and math.isfinite(sent_s):
+                    self._backlog.setdefault(node, {})[message.src] = (max(0.0, drain_s), sent_s)
                 continue
             if isinstance(payload, Mapping) and payload.get("kind") == SWAP_KIND:
                 offer = SwapOffer.from_payload(message.src, node, payload)
@@ -1206,11 +1370,15 @@ class DtoeePolicy:
     def _observe(self, agent: NodeAgent, m: NodeMeasurements) -> None:
         arrivals = {k: float(m.arrivals_per_s.get(k, 0.0)) for k in agent.hosted}
         demand = {}
+        admit = self._admit.get(agent.name, 1.0)
         for k in agent.offload_stages:
-            if k in m.forwarded_per_s:
-                demand[k] = float(m.forwarded_per_s[k])
+            if k == 1 and admit < 1.0:  # what it admits of its offered load (the routed count lags)
+                demand[k] = admit * float(m.external_arrivals_per_s)
             elif k == 1:
-                demand[k] = float(m.external_arrivals_per_s)
+                raw = float(m.forwarded_per_s.get(1, m.external_arrivals_per_s))
+                demand[k] = self._smoothed_demand(agent.name, raw, float(m.period_s))
+            elif k in m.forwarded_per_s:
+                demand[k] = float(m.forwarded_per_s[k])
             else:
                 demand[k] = arrivals.get(k - 1, 0.0) * (1.0 - agent.e.get(k - 1, 1.0))
         capacity = {j: float(v) / 8.0 for j, v in m.link_rate_bps.items()}

@@ -19,6 +19,12 @@ Per-task dispatchers (shortest expected delay, join-the-shortest-queue, ...) als
 co-simulation asks ``choose(decision, rng)`` for the host, instead of drawing one from
 ``offload_probabilities`` (which then reports the shares of recent choices).
 
+Admission (:class:`AdmissionControl`, optional): ``admit_probability(i)`` is the share of
+the new tasks from node ``i``'s own UEs that ``i`` admits now; the rest are rejected at the
+entry node (status ``lost``, reason ``rejected``, an ``admission`` hop in the trace). A policy
+that does not implement it admits every task (:func:`admit_probability`), so the baselines
+never reject. DTO-EE uses it to shed, visibly, the load its hosts cannot serve.
+
 Like Gymnasium's ``Env``, the contract is tiny and typed; metrics and logging are added
 by wrapping, not by editing a policy.
 """
@@ -109,6 +115,24 @@ class AdaptivePolicy(Policy, Protocol):
     ) -> list[ControlMessage]:
         """Update ``node``'s own strategy and thresholds; return messages to send."""
         ...
+
+
+@runtime_checkable
+class AdmissionControl(Protocol):
+    """A policy that may turn new tasks away at their entry node (load it cannot serve)."""
+
+    def admit_probability(self, node: NodeName) -> float:
+        """a_i in [0, 1]: the probability that a new task from ``node``'s own UEs is admitted."""
+        ...
+
+
+def admit_probability(policy: Any, node: NodeName) -> float:
+    """a_i of any policy: its own answer clipped to [0, 1], or 1 (admit all) when it has none."""
+    admit = getattr(policy, "admit_probability", None)
+    if admit is None:
+        return 1.0
+    value = float(admit(node))
+    return min(1.0, max(0.0, value)) if value == value else 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""DtoeePolicy's online inputs: host loads from flow announcements, smoothed stage-1 demand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from optimizer.dtoee import FLOW_KIND, DtoeePolicy
+from optimizer.policy import ControlMessage, NodeMeasurements
+from optimizer.system import random_instance
+
+
+def _host_with_senders(system):
+    for j in system.hosts[1]:
+        others = [i for i in system.senders(j, 1) if i != j]
+        if len(others) >= 2:
+            return j, others
+    pytest.skip("no stage-1 host with two other senders")
+
+
+def _flows(others, now, sent_s=None):
+    return [ControlMessage(src=i, dst="?", payload={"kind": FLOW_KIND, "stage": 1, "flow": 2.0 + n,
+                                                     "sent_s": now if sent_s is None else sent_s})
+            for n, i in enumerate(others)]
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_host_load_is_the_sum_of_its_senders_announcements(seed):
+    """Lambda_j^1 = sum of the fresh announced f_ij^1 + its own local flow phi_j^1 x_jj^1,
+    whatever it measured; stale announcements fall back to the measurement."""
+    system = random_instance(seed=seed)
+    j, others = _host_with_senders(system)
+    measured = 123.0
+    for fresh in (True, False):
+        policy = DtoeePolicy(system, rounds_per_period=2, announced_loads=True)
+        agent = policy.agents[j]
+        inbox = [ControlMessage(src=m.src, dst=j, payload=m.payload)
+                 for m in _flows(others, 5.0, sent_s=None if fresh else -100.0)]
+        demand = 7.0
+        own_share = agent.probabilities(1).get(j, 0.0) if 1 in agent.offload_stages else 0.0
+        m = NodeMeasurements(node=j, period_s=1.0, arrivals_per_s={k: measured for k in agent.hosted},
+                             external_arrivals_per_s=demand, forwarded_per_s={1: demand}, now_s=5.0)
+        policy.step(j, m, inbox)
+        expected = sum(2.0 + n for n in range(len(others))) + demand * own_share if fresh else measured
+        assert agent.obs.arrival_per_s[1] == pytest.approx(expected)
+
+
+def test_smoothed_demand_averages_noise_and_follows_a_step():
+    """Poisson-noisy measured rates at 20/s: the estimate's spread is well under the
+    measurement's; a step to 60/s restarts the average at once."""
+    system = random_instance(seed=1)
+    policy = DtoeePolicy(system, demand_alpha=0.2)
+    node = next(n for n in system.nodes if 1 in policy.agents[n].offload_stages)
+    rng = np.random.default_rng(0)
+    measured, estimates = [], []
+    ewma = None
+    for t in range(400):
+        count = rng.poisson(20.0)
+        ewma = count if ewma is None else 0.5 * ewma + 0.5 * count  # what the control plane hands over
+        measured.append(ewma)
+        estimates.append(policy._smoothed_demand(node, ewma, 1.0))
+    assert np.std(estimates[50:]) < 0.6 * np.std(measured[50:])
+    assert abs(np.mean(estimates[50:]) - 20.0) < 1.0
+    after = [policy._smoothed_demand(node, 0.5 * ewma + 0.5 * 60.0, 1.0)]
+    after.append(policy._smoothed_demand(node, 60.0, 1.0))
+    assert after[-1] > 45.0  # restarted, not averaged with the old rate
+    off = DtoeePolicy(system, demand_alpha=1.0)
+    assert off._smoothed_demand(node, 33.0, 1.0) == 33.0
+
+
+def test_demand_alpha_is_validated():
+    with pytest.raises(ValueError, match="demand_alpha"):
+        DtoeePolicy(random_instance(seed=1), demand_alpha=0.0)
+    assert math.isfinite(DtoeePolicy(random_instance(seed=1)).demand_alpha)
