@@ -200,13 +200,14 @@ def cached_radio_model(scenario) -> RadioDelayModel | None:
     return RadioDelayModel.from_json(path.read_text()) if path.exists() else None
 
 
-def calibrated_radio_model(scenario, ues: list[UePlacement],
-                           run_packet: Callable[[object, str], dict]) -> RadioDelayModel:
+def calibrated_radio_model(scenario, run_packet: Callable[[object, str], dict]) -> RadioDelayModel:
     """The radio model for ``scenario``: from the cache, or calibrated now by a packet-level
     run of ``simulation.radio_calibration_s`` simulated seconds of the same scenario (seed 1,
     no events, no faults), legs that start after its first ``CALIBRATION_SKIP_SHARE`` (the
     attach transient). ``run_packet(scenario, out_dir)`` runs it (``dtoee.run.run_isolated``:
-    a forked child; passed in, so this module does not import the runner that imports it)."""
+    a forked child; passed in, so this module does not import the runner that imports it).
+    Legs are assigned to cells by the calibration run's own UE placement (seed 1), not by
+    the caller's: a run with another seed places its UEs elsewhere."""
     key = radio_config_hash(scenario)
     path = _cache_dir() / f"{key}.json"
     cached = cached_radio_model(scenario)
@@ -226,7 +227,11 @@ def calibrated_radio_model(scenario, ues: list[UePlacement],
     with tempfile.TemporaryDirectory(prefix="dtoee-radio-") as tmp:
         run_packet(calibration, tmp)
         hops = pd.read_parquet(Path(tmp) / "hops.parquet")
-    model = RadioDelayModel.from_hops(hops, ues, key, from_s=CALIBRATION_SKIP_SHARE * length_s)
+    from dtoee.run import place_ues  # here: dtoee.run imports this module
+    from dtoee.seeding import numpy_streams
+
+    placed = place_ues(calibration, numpy_streams(1, sum(g.count for g in calibration.ue_groups))["placement"])
+    model = RadioDelayModel.from_hops(hops, placed, key, from_s=CALIBRATION_SKIP_SHARE * length_s)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.{id(model)}.tmp")
     tmp_path.write_text(model.to_json())
@@ -379,7 +384,7 @@ def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None,
         from ns3_glue.network import Ns3Network
 
         return Ns3Network(describe(scenario, ues), pcap_dir), None
-    radio = calibrated_radio_model(scenario, ues, run_packet) if scenario.radio.enabled else None
+    radio = calibrated_radio_model(scenario, run_packet) if scenario.radio.enabled else None
     serving = {u.index: u.serving_node for u in ues}
     if fidelity == "hybrid":
         from ns3_glue.network import Ns3Network
