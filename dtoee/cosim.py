@@ -194,7 +194,7 @@ class CoSimulation:
         self.rngs = rngs
         self.trace = trace
         self.faults = faults
-        self.next_hop = dict(next_hop or {})
+        self.next_hop = next_hop if next_hop is not None else {}  # kept lazy (NextHops): read on a timeout only
         self.ue_groups = [list(group) for group in ue_groups]
         self.down_intervals: dict[frozenset, list[list]] = {}  # link -> [[down_s, up_s or None]]
         self.control_sent = 0

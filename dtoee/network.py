@@ -34,7 +34,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from dtoee.topology import NextHops, backhaul_graph, route
+from dtoee.topology import NextHops, backhaul_graph, link_graph
 from ns3_glue.description import (
     LinkSpec,
     NetworkDescription,
@@ -248,6 +248,8 @@ class RadioLegs:
         self.radio = radio
         self.serving = serving
         self.rng = np.random.default_rng([seed, 0x7AD10])  # its own stream: others stay as they are
+        # called per event: bound here, not looked up through __getattr__ each time
+        self.now, self.call_later = inner.now, inner.call_later
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -288,14 +290,19 @@ def wire_bytes(payload_bytes: int) -> int:
 class EventNetwork:
     """The ``analytic`` network: a discrete-event simulation with no ns-3.
 
-    Events sit in a heap ordered by (time, insertion); ``run`` pops them in order. A message
-    between servers goes hop by hop along the shortest-delay route (the ns-3 mode's static
-    routes): at each hop it waits for the link direction to be free (FIFO), occupies it for
+    Events sit in a heap of ``(time, insertion, fn, args)``; ``run`` pops them in order. A
+    message between servers goes hop by hop, each server forwarding it to its next hop towards
+    the destination (the same shortest-delay routes as the ns-3 mode's static routes): at
+    each hop it waits for the link direction to be free (FIFO), occupies it for
     ``8 wire_bytes / rate_bps`` and arrives ``delay_s`` later (store-and-forward of the whole
     message: a message crossing h hops pays its transmission time h times, where TCP over
     ns-3 pipelines segments). Not modelled: TCP's handshake, slow start and
     acknowledgements, packet loss (TCP would recover it). A link that is down holds its
     queue until it is up again. UE legs: :class:`RadioLegs` around it.
+
+    Cost: one heap event per hop and per timer; routes are looked up per hop (one Dijkstra
+    per forwarding server, the first time it forwards), never stored per pair, so a 1,000-server
+    city's memory does not grow with the pairs its tasks use.
     """
 
     def __init__(self, description: NetworkDescription) -> None:
@@ -305,10 +312,13 @@ class EventNetwork:
         self._now = 0.0
         self._stop_at = math.inf
         self._stopped = False
-        self._error: BaseException | None = None
+        #: the whole loop is Python here: its wall time and event count
         self.python_callback_wall_s = 0.0
         self.python_callbacks = 0
-        self._next_hop = description.next_hop  # computed per source when first used
+        next_hop = description.next_hop  # NextHops: computed per source when first used
+        self._next_hop = next_hop if isinstance(next_hop, NextHops) else NextHops(link_graph(
+            {n.name: n.position_m for n in description.nodes},
+            [(l.a, l.b, l.rate_bps, l.delay_s, l.loss) for l in description.links]))
         self._links: dict[tuple[str, str], _Link] = {}
         for link in description.links:
             self._links[(link.a, link.b)] = _Link(link.rate_bps, link.delay_s)
@@ -318,40 +328,42 @@ class EventNetwork:
         return self._now
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (self._now + max(0.0, float(delay_s)), next(self._seq), fn))
+        heapq.heappush(self._heap, (self._now + max(0.0, float(delay_s)), next(self._seq), fn, ()))
 
     def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None:
         if src.startswith("ue:") or dst.startswith("ue:"):
             self.call_later(0.0, on_delivered)  # no radio here; RadioLegs adds it
             return
-        path = route(self._next_hop, src[5:], dst[5:])
-        self._hop(path, 0, wire_bytes(payload_bytes), on_delivered)
+        self._hop(src[5:], dst[5:], wire_bytes(payload_bytes), on_delivered)
 
-    def _hop(self, path: list[str], at: int, size: int, on_delivered) -> None:
-        if at == len(path) - 1:
+    def _hop(self, here: str, target: str, size: int, on_delivered) -> None:
+        """The message is at server ``here``: delivered, or onto the link to its next hop."""
+        if here == target:
             return on_delivered()
-        link = self._links[(path[at], path[at + 1])]
+        there = self._next_hop.from_source(here)[target]
+        link = self._links[(here, there)]
         if not link.up:
-            link.waiting.append((path, at, size, on_delivered))
+            link.waiting.append((here, target, size, on_delivered))
             return
-        start = max(self._now, link.free_at_s)
+        start = link.free_at_s if link.free_at_s > self._now else self._now
         link.free_at_s = start + 8.0 * size / link.rate_bps
-        self.call_later(link.free_at_s + link.delay_s - self._now, lambda: self._hop(path, at + 1, size, on_delivered))
+        heapq.heappush(self._heap, (link.free_at_s + link.delay_s, next(self._seq), self._hop,
+                                    (there, target, size, on_delivered)))
 
     def run(self, until_s: float) -> None:
         self._stop_at, self._stopped = until_s, False
-        while self._heap and not self._stopped:
-            at, _seq, fn = self._heap[0]
-            if at > self._stop_at:
-                break
-            heapq.heappop(self._heap)
-            self._now = at
-            started = time.perf_counter()
-            try:
-                fn()
-            finally:
-                self.python_callback_wall_s += time.perf_counter() - started
-                self.python_callbacks += 1
+        heap, pop, events = self._heap, heapq.heappop, 0
+        started = time.perf_counter()
+        try:
+            while heap and not self._stopped:
+                if heap[0][0] > until_s:
+                    break
+                self._now, _seq, fn, args = pop(heap)
+                events += 1
+                fn(*args)
+        finally:
+            self.python_callback_wall_s += time.perf_counter() - started
+            self.python_callbacks += events
         if not self._stopped:
             self._now = max(self._now, until_s)
 
@@ -371,8 +383,8 @@ class EventNetwork:
             link.up = up
             if up:
                 waiting, link.waiting = link.waiting, []
-                for path, at, size, on_delivered in waiting:
-                    self._hop(path, at, size, on_delivered)
+                for here, target, size, on_delivered in waiting:
+                    self._hop(here, target, size, on_delivered)
 
 
 def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None, *,
