@@ -15,7 +15,10 @@ hybrid and analytic are scored on traffic their calibration did not see (with se
 calibration run and the packet reference would be the same simulation). ``city20x200``:
 20 base stations, 200 UEs; ``--big-warmup`` leaves LTE's attach transient out of the
 figures, ``--big-calibration`` is its calibration length (the first 40% skipped). ``--keep``
-keeps every run's directory (tasks.parquet for the per-second transient analysis).
+keeps every run's directory (tasks.parquet for the per-second transient analysis), and a
+run already complete there for the same scenario is read, not run again (so a long packet
+reference can run once, beside the calibration, ``--modes packet``); ``--modes`` restricts
+the modes run.
 ``city1000``: 1,000 base stations on a ring, 2,000 UEs, 60 simulated seconds, analytic only, radio off (a packet-level calibration of 1,000 cells is
 what the analytic mode exists to avoid). Appends to docs/benchmarks.md.
 """
@@ -87,13 +90,15 @@ def main() -> None:
     parser.add_argument("--big-duration", type=float, default=8.0, help="simulated s of city20x200")
     parser.add_argument("--big-warmup", type=float, default=3.0, help="warm-up of city20x200 (attach transient)")
     parser.add_argument("--big-calibration", type=float, default=8.0, help="radio calibration s of city20x200")
-    parser.add_argument("--keep", help="keep every run's directory here")
+    parser.add_argument("--keep", help="keep every run's directory here; reuse complete runs found there")
+    parser.add_argument("--modes", default="packet,hybrid,analytic", help="modes to run, of those each case has")
     parser.add_argument("--city-duration", type=float, default=60.0, help="simulated s of the 1,000-node city")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     text_machine = machine()
     from dtoee.network import cached_radio_model, calibrated_radio_model
     from dtoee.run import run_isolated
+    from dtoee.results import is_complete, read_summary
     from dtoee.sweep import fork_run, prepare_parent
 
     chosen = cases(args)
@@ -101,7 +106,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="dtoee-fidelity-") as tmp:
         scratch = args.keep or tmp
-        for name, (scenario, modes) in chosen.items():
+        for name, (scenario, case_modes) in chosen.items():
+            modes = [m for m in case_modes if m in args.modes.split(",")]
             if scenario.radio.enabled and any(m != "packet" for m in modes):
                 cached = cached_radio_model(scenario) is not None
                 started = time.perf_counter()
@@ -112,9 +118,14 @@ def main() -> None:
             reference = None
             for mode in modes:
                 sc = scenario.model_copy(update={"simulation": scenario.simulation.model_copy(update={"fidelity": mode})})
-                cpu_before = _children_cpu_s()
-                summary = fork_run(sc, Path(scratch) / f"{name}-{mode}")
-                cpu_s = _children_cpu_s() - cpu_before
+                run_dir = Path(scratch) / f"{name}-{mode}"
+                if args.keep and is_complete(run_dir, sc.content_hash()):
+                    summary, cpu_s = read_summary(run_dir), float("nan")
+                    print(f"{name} {mode}: reused {run_dir}", flush=True)
+                else:
+                    cpu_before = _children_cpu_s()
+                    summary = fork_run(sc, run_dir)
+                    cpu_s = _children_cpu_s() - cpu_before
                 mean, p95 = summary["delay_s"]["mean"], summary["delay_s"]["p95"]
                 if mode == "packet":
                     reference = summary
@@ -135,9 +146,10 @@ def main() -> None:
     print(table)
     if not args.no_append:
         append("Fidelity: packet, hybrid and analytic mode", table,
-               notes="Same scenario, seed 1 and policy in each mode. Run wall = the simulation after set-up "
+               notes=f"Same scenario, seed {args.seed} and policy in each mode (the radio calibration: seed 1; "
+                     "CPU s nan: a run reused from --keep). Run wall = the simulation after set-up "
                      "(model, network build); speed-up = packet run wall / mode run wall, measured in the same "
-                     "invocation. Radio calibration: one packet-level run, then cached by the radio "
+                     "invocation unless reused. Radio calibration: one packet-level run, then cached by the radio "
                      "configuration's hash. CPU s: user + system time of the forked run, set-up included "
                      "(on a shared machine wall time also measures the neighbours).",
                command="python bench/fidelity.py " + " ".join(sys.argv[1:]), machine_text=text_machine)
