@@ -29,6 +29,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -132,8 +133,17 @@ class RadioDelayModel:
         values = table.get(cell) or tuple(v for vs in table.values() for v in vs)
         return np.asarray(values if values else (0.0,), dtype=float)
 
+    @cached_property
+    def _pools(self) -> dict[tuple[str, str], np.ndarray]:
+        """{(direction, cell): its delays as an array}, filled as legs ask (a draw per UE leg
+        must not rebuild the array)."""
+        return {}
+
     def draw(self, direction: str, cell: str, rng: np.random.Generator) -> float:
-        values = self._pool(self.uplink_s if direction == "uplink" else self.downlink_s, cell)
+        values = self._pools.get((direction, cell))
+        if values is None:
+            values = self._pools[(direction, cell)] = self._pool(
+                self.uplink_s if direction == "uplink" else self.downlink_s, cell)
         return float(values[rng.integers(len(values))])
 
     def mean_s(self, direction: str, cell: str | None = None) -> float:
