@@ -153,6 +153,18 @@ class Observer(Protocol):
     def transfer_done(self, src: str, dst: str, payload_bytes: int, start_s: float, end_s: float) -> None: ...
 
 
+def routing_cdf(probabilities: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+    """(hosts, normalised cdf) of x_i^k: host ``hosts[cdf.searchsorted(u, "right")]`` for a
+    uniform u is what ``Generator.choice(len(hosts), p=weights / weights.sum())`` draws with
+    the same u (numpy draws it that way). No hosts when they are none or weigh nothing."""
+    weights = np.fromiter(probabilities.values(), float, len(probabilities))
+    if not len(weights) or weights.sum() <= 0:
+        return [], weights
+    cdf = (weights / weights.sum()).cumsum()
+    cdf /= cdf[-1]
+    return list(probabilities), cdf
+
+
 class CoSimulation:
     """The task logic, and the one place where scenario events change the world.
 
@@ -282,12 +294,7 @@ class CoSimulation:
         cached = self._samplers.get((here, stage))
         if cached is not None and cached[0] == probabilities:
             return cached[1], cached[2]
-        weights = np.fromiter(probabilities.values(), float, len(probabilities))
-        if not len(weights) or weights.sum() <= 0:
-            hosts, cdf = [], weights
-        else:  # numpy's Generator.choice(p=...) draws exactly this way
-            hosts, cdf = list(probabilities), (weights / weights.sum()).cumsum()
-            cdf /= cdf[-1]
+        hosts, cdf = routing_cdf(probabilities)
         self._samplers[(here, stage)] = (dict(probabilities), hosts, cdf)
         return hosts, cdf
 
