@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/radio_transient.py PACKET_RUN_DIR [OTHER_RUN_DIR ...] [--bin 1]
                                               [--from 3] [--windows 1,2,3,5]
+                                              [--measured-from 5,6,7,8]
 
 Reads the run directories ``bench/fidelity.py --keep`` leaves (``tasks.parquet``,
 ``hops.parquet``). Table 1, per ``--bin`` seconds of task creation: tasks, the packet run's
@@ -14,7 +15,9 @@ Table 2, from the packet run's own legs: the per-cell empirical model
 ``[--from, --from + w)`` for each window ``w``, against the one built from every leg after
 ``--from``: its mean uplink and result leg over all tasks' cells and the largest per-cell
 difference of the mean. A calibration whose window gives the same means is long enough.
-Prints markdown; appends nothing.
+Table 3, for each ``--measured-from`` time: mean and p95 delay of the tasks created from
+then on, per run, and each other run's error against the packet run (what the summary's
+figures would be with that ``simulation.warmup_s``). Prints markdown; appends nothing.
 """
 
 from __future__ import annotations
@@ -75,6 +78,25 @@ def windows(packet: Path, from_s: float, widths: list[float]) -> str:
                            "result mean (ms)", "worst cell's result vs all (%)"], rows)
 
 
+def from_times(packet: Path, others: list[Path], times: list[float]) -> str:
+    frames = {run: pd.read_parquet(run / "tasks.parquet") for run in [packet, *others]}
+    rows = []
+    for start in times:
+        figures = {}
+        for run, frame in frames.items():
+            delay = frame.loc[(frame["status"] == "completed") & (frame["created_s"] >= start), "delay_s"]
+            figures[run] = (delay.mean(), delay.quantile(0.95))
+        ref_mean, ref_p95 = figures[packet]
+        row = [f"{start:g}", f"{1e3 * ref_mean:.1f} / {1e3 * ref_p95:.1f}"]
+        for run in others:
+            mean, p95 = figures[run]
+            row.append(f"{1e3 * mean:.1f} / {1e3 * p95:.1f} ({100 * (mean - ref_mean) / ref_mean:+.1f}% / "
+                       f"{100 * (p95 - ref_p95) / ref_p95:+.1f}%)")
+        rows.append(row)
+    return markdown_table(["measured from (s)", "packet mean / p95 (ms)"]
+                          + [f"{run.name} mean / p95 (ms, error)" for run in others], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("packet", type=Path)
@@ -82,10 +104,14 @@ def main() -> None:
     parser.add_argument("--bin", type=float, default=1.0)
     parser.add_argument("--from", dest="from_s", type=float, default=3.0)
     parser.add_argument("--windows", default="1,2,3,5")
+    parser.add_argument("--measured-from", default="", help="comma-separated warm-ups for table 3")
     args = parser.parse_args()
     print(per_bin(args.packet, args.others, args.bin))
     print()
     print(windows(args.packet, args.from_s, [float(w) for w in args.windows.split(",")]))
+    if args.measured_from:
+        print()
+        print(from_times(args.packet, args.others, [float(t) for t in args.measured_from.split(",")]))
 
 
 if __name__ == "__main__":
