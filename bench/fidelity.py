@@ -1,15 +1,25 @@
 """Fidelity against speed: the same scenario, seed and policy in packet, hybrid and analytic mode.
 
     .venv/bin/python bench/fidelity.py [--cases city_small,paper_comparison,city20x200,city1000]
-                                       [--duration 20] [--warmup 5] [--big-duration 4]
+                                       [--duration 20] [--warmup 5] [--seed 2]
+                                       [--big-duration 8] [--big-warmup 3] [--big-calibration 8]
+                                       [--keep DIR]
 
 Per case and mode: mean and p95 delay, accuracy, the error of the mean and p95 against
 packet level, the run's wall time (``run_wall_s``: the simulation itself, after set-up) and
 the speed-up over packet level (packet run wall / mode run wall). The radio calibration that
 hybrid and analytic use is made first (one packet-level run of
-``simulation.radio_calibration_s``, cached by the radio configuration's hash); its wall time
-is reported on its own row. ``city1000``: 1,000 base stations on a ring, 2,000 UEs, 60
-simulated seconds, analytic only, radio off (a packet-level calibration of 1,000 cells is
+``simulation.radio_calibration_s``, always seed 1, cached by the radio configuration's hash);
+its wall time is reported on its own row. The compared runs use ``--seed`` (default 2), so
+hybrid and analytic are scored on traffic their calibration did not see (with seed 1 the
+calibration run and the packet reference would be the same simulation). ``city20x200``:
+20 base stations, 200 UEs; ``--big-warmup`` leaves LTE's attach transient out of the
+figures, ``--big-calibration`` is its calibration length (the first 40% skipped). ``--keep``
+keeps every run's directory (tasks.parquet for the per-second transient analysis), and a
+run already complete there for the same scenario is read, not run again (so a long packet
+reference can run once, beside the calibration, ``--modes packet``); ``--modes`` restricts
+the modes run.
+``city1000``: 1,000 base stations on a ring, 2,000 UEs, 60 simulated seconds, analytic only, radio off (a packet-level calibration of 1,000 cells is
 what the analytic mode exists to avoid). Appends to docs/benchmarks.md.
 """
 
@@ -40,7 +50,8 @@ def city(nodes: int, ues: int, duration: float, rate: float, radio: bool, calibr
 def cases(args) -> dict:
     from dtoee.config import load_scenario, scenario_from_dict
 
-    short = [f"simulation.duration_s={args.duration}", f"simulation.warmup_s={args.warmup}", "simulation.progress=false"]
+    short = [f"simulation.duration_s={args.duration}", f"simulation.warmup_s={args.warmup}", "simulation.progress=false",
+             f"simulation.seed={args.seed}"]
     out = {}
     for name in args.cases.split(","):
         if name == "city_small":
@@ -49,8 +60,9 @@ def cases(args) -> dict:
             out[name] = (load_scenario(ROOT / "scenarios" / "paper_comparison.toml", short + ["events=[]"]),
                          ("packet", "hybrid", "analytic"))
         elif name == "city20x200":
-            out[name] = (scenario_from_dict(city(20, 200, args.big_duration, 1.0, True, args.big_duration)),
-                         ("packet", "hybrid", "analytic"))
+            data = city(20, 200, args.big_duration, 1.0, True, args.big_calibration)
+            data["simulation"].update({"warmup_s": args.big_warmup, "seed": args.seed, "drain_s": 1.0})
+            out[name] = (scenario_from_dict(data), ("packet", "hybrid", "analytic"))
         elif name == "city1000":
             data = city(1000, 2000, args.city_duration, 1.0, False, 10.0)
             data["simulation"]["drain_s"] = 2.0
@@ -74,36 +86,46 @@ def main() -> None:
     parser.add_argument("--cases", default="city_small,paper_comparison,city20x200,city1000")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--big-duration", type=float, default=4.0)
+    parser.add_argument("--seed", type=int, default=2, help="seed of the compared runs (calibration: seed 1)")
+    parser.add_argument("--big-duration", type=float, default=8.0, help="simulated s of city20x200")
+    parser.add_argument("--big-warmup", type=float, default=3.0, help="warm-up of city20x200 (attach transient)")
+    parser.add_argument("--big-calibration", type=float, default=8.0, help="radio calibration s of city20x200")
+    parser.add_argument("--keep", help="keep every run's directory here; reuse complete runs found there")
+    parser.add_argument("--modes", default="packet,hybrid,analytic", help="modes to run, of those each case has")
     parser.add_argument("--city-duration", type=float, default=60.0, help="simulated s of the 1,000-node city")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     text_machine = machine()
     from dtoee.network import cached_radio_model, calibrated_radio_model
-    from dtoee.run import place_ues, run_isolated
-    from dtoee.seeding import numpy_streams
+    from dtoee.run import run_isolated
+    from dtoee.results import is_complete, read_summary
     from dtoee.sweep import fork_run, prepare_parent
 
     chosen = cases(args)
     prepare_parent([scenario for scenario, _ in chosen.values()])
     rows = []
-    with tempfile.TemporaryDirectory(prefix="dtoee-fidelity-") as scratch:
-        for name, (scenario, modes) in chosen.items():
+    with tempfile.TemporaryDirectory(prefix="dtoee-fidelity-") as tmp:
+        scratch = args.keep or tmp
+        for name, (scenario, case_modes) in chosen.items():
+            modes = [m for m in case_modes if m in args.modes.split(",")]
             if scenario.radio.enabled and any(m != "packet" for m in modes):
-                ues = place_ues(scenario, numpy_streams(scenario.simulation.seed,
-                                                        sum(g.count for g in scenario.ue_groups))["placement"])
                 cached = cached_radio_model(scenario) is not None
                 started = time.perf_counter()
-                model = calibrated_radio_model(scenario, ues, run_isolated)
+                model = calibrated_radio_model(scenario, run_isolated)
                 rows.append([name, "radio calibration", "", "", "", "", "", "", "cached" if cached else
                              f"{time.perf_counter() - started:.1f}", "", "", model.config_hash])
                 print(rows[-1], flush=True)
             reference = None
             for mode in modes:
                 sc = scenario.model_copy(update={"simulation": scenario.simulation.model_copy(update={"fidelity": mode})})
-                cpu_before = _children_cpu_s()
-                summary = fork_run(sc, Path(scratch) / f"{name}-{mode}")
-                cpu_s = _children_cpu_s() - cpu_before
+                run_dir = Path(scratch) / f"{name}-{mode}"
+                if args.keep and is_complete(run_dir, sc.content_hash()):
+                    summary, cpu_s = read_summary(run_dir), float("nan")
+                    print(f"{name} {mode}: reused {run_dir}", flush=True)
+                else:
+                    cpu_before = _children_cpu_s()
+                    summary = fork_run(sc, run_dir)
+                    cpu_s = _children_cpu_s() - cpu_before
                 mean, p95 = summary["delay_s"]["mean"], summary["delay_s"]["p95"]
                 if mode == "packet":
                     reference = summary
@@ -124,9 +146,10 @@ def main() -> None:
     print(table)
     if not args.no_append:
         append("Fidelity: packet, hybrid and analytic mode", table,
-               notes="Same scenario, seed 1 and policy in each mode. Run wall = the simulation after set-up "
+               notes=f"Same scenario, seed {args.seed} and policy in each mode (the radio calibration: seed 1; "
+                     "CPU s nan: a run reused from --keep). Run wall = the simulation after set-up "
                      "(model, network build); speed-up = packet run wall / mode run wall, measured in the same "
-                     "invocation. Radio calibration: one packet-level run, then cached by the radio "
+                     "invocation unless reused. Radio calibration: one packet-level run, then cached by the radio "
                      "configuration's hash. CPU s: user + system time of the forked run, set-up included "
                      "(on a shared machine wall time also measures the neighbours).",
                command="python bench/fidelity.py " + " ".join(sys.argv[1:]), machine_text=text_machine)

@@ -115,7 +115,9 @@ class ControlPlane:
         self.adaptive = adaptive
         self.smoothing = smoothing
         self.inbox: dict[str, list[ControlMessage]] = defaultdict(list)
-        self.knowledge = NodeKnowledge(scenario, stage_latency_s)
+        # only adaptive policies measure (a static policy's run needs no priors; building them
+        # costs one path per ordered pair of servers: a million at 1,000 servers)
+        self.knowledge = NodeKnowledge(scenario, stage_latency_s) if adaptive else None
         self._meters: dict[tuple, RateMeter] = {}
         self._period_start_s = 0.0
         if adaptive:

@@ -155,6 +155,18 @@ class Observer(Protocol):
     def transfer_done(self, src: str, dst: str, payload_bytes: int, start_s: float, end_s: float) -> None: ...
 
 
+def routing_cdf(probabilities: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+    """(hosts, normalised cdf) of x_i^k: host ``hosts[cdf.searchsorted(u, "right")]`` for a
+    uniform u is what ``Generator.choice(len(hosts), p=weights / weights.sum())`` draws with
+    the same u (numpy draws it that way). No hosts when they are none or weigh nothing."""
+    weights = np.fromiter(probabilities.values(), float, len(probabilities))
+    if not len(weights) or weights.sum() <= 0:
+        return [], weights
+    cdf = (weights / weights.sum()).cumsum()
+    cdf /= cdf[-1]
+    return list(probabilities), cdf
+
+
 class CoSimulation:
     """The task logic, and the one place where scenario events change the world.
 
@@ -196,7 +208,7 @@ class CoSimulation:
         self.rngs = rngs
         self.trace = trace
         self.faults = faults
-        self.next_hop = dict(next_hop or {})
+        self.next_hop = next_hop if next_hop is not None else {}  # kept lazy (NextHops): read on a timeout only
         self.ue_groups = [list(group) for group in ue_groups]
         self.down_intervals: dict[frozenset, list[list]] = {}  # link -> [[down_s, up_s or None]]
         self.control_sent = 0
@@ -215,6 +227,7 @@ class CoSimulation:
         self.done = 0
         self.lost = 0
         self.ue_rate_per_s = {ue.index: ue.rate_per_s for ue in ues}
+        self._samplers: dict[tuple[str, int], tuple[dict, list[str], np.ndarray]] = {}
         self._arrival_epoch = {ue.index: 0 for ue in ues}
 
     # Arrivals ----------------------------------------------------------------------------
@@ -275,14 +288,25 @@ class CoSimulation:
             if target is None:
                 return self._lose(task, "node_crash")  # every host it could go to crashed under it
             return self._send_to(task, here, target)
-        probabilities = {h: p for h, p in self.policy.offload_probabilities(here, task.stage).items()
-                         if h not in task.avoid}
-        if not probabilities or sum(probabilities.values()) <= 0:
+        probabilities = self.policy.offload_probabilities(here, task.stage)
+        if task.avoid:
+            probabilities = {h: p for h, p in probabilities.items() if h not in task.avoid}
+        hosts, cdf = self._sampler(here, task.stage, probabilities)
+        if not hosts:
             return self._lose(task, "node_crash")  # every host it could go to crashed under it
-        weights = np.fromiter(probabilities.values(), float)
-        hosts = list(probabilities)
-        target = hosts[self.rngs["routing"].choice(len(hosts), p=weights / weights.sum())]
-        self._send_to(task, here, target)
+        # = rng.choice(len(hosts), p=weights / weights.sum()): one uniform draw against the cdf
+        self._send_to(task, here, hosts[int(cdf.searchsorted(self.rngs["routing"].random(), side="right"))])
+
+    def _sampler(self, here: str, stage: int, probabilities) -> tuple[list[str], np.ndarray]:
+        """(hosts, normalised cdf) of ``probabilities``, rebuilt only when they change (a
+        static split over 500 hosts is otherwise re-normalised at every task); no hosts
+        when they are empty or sum to zero."""
+        cached = self._samplers.get((here, stage))
+        if cached is not None and cached[0] == probabilities:
+            return cached[1], cached[2]
+        hosts, cdf = routing_cdf(probabilities)
+        self._samplers[(here, stage)] = (dict(probabilities), hosts, cdf)
+        return hosts, cdf
 
     def _send_to(self, task: Task, here: str, target: str) -> None:
         task.sender = here

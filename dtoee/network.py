@@ -29,12 +29,13 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
-from dtoee.topology import NextHops, backhaul_graph, route
+from dtoee.topology import NextHops, backhaul_graph, link_graph
 from ns3_glue.description import (
     LinkSpec,
     NetworkDescription,
@@ -132,8 +133,17 @@ class RadioDelayModel:
         values = table.get(cell) or tuple(v for vs in table.values() for v in vs)
         return np.asarray(values if values else (0.0,), dtype=float)
 
+    @cached_property
+    def _pools(self) -> dict[tuple[str, str], np.ndarray]:
+        """{(direction, cell): its delays as an array}, filled as legs ask (a draw per UE leg
+        must not rebuild the array)."""
+        return {}
+
     def draw(self, direction: str, cell: str, rng: np.random.Generator) -> float:
-        values = self._pool(self.uplink_s if direction == "uplink" else self.downlink_s, cell)
+        values = self._pools.get((direction, cell))
+        if values is None:
+            values = self._pools[(direction, cell)] = self._pool(
+                self.uplink_s if direction == "uplink" else self.downlink_s, cell)
         return float(values[rng.integers(len(values))])
 
     def mean_s(self, direction: str, cell: str | None = None) -> float:
@@ -200,13 +210,14 @@ def cached_radio_model(scenario) -> RadioDelayModel | None:
     return RadioDelayModel.from_json(path.read_text()) if path.exists() else None
 
 
-def calibrated_radio_model(scenario, ues: list[UePlacement],
-                           run_packet: Callable[[object, str], dict]) -> RadioDelayModel:
+def calibrated_radio_model(scenario, run_packet: Callable[[object, str], dict]) -> RadioDelayModel:
     """The radio model for ``scenario``: from the cache, or calibrated now by a packet-level
     run of ``simulation.radio_calibration_s`` simulated seconds of the same scenario (seed 1,
     no events, no faults), legs that start after its first ``CALIBRATION_SKIP_SHARE`` (the
     attach transient). ``run_packet(scenario, out_dir)`` runs it (``dtoee.run.run_isolated``:
-    a forked child; passed in, so this module does not import the runner that imports it)."""
+    a forked child; passed in, so this module does not import the runner that imports it).
+    Legs are assigned to cells by the calibration run's own UE placement (seed 1), not by
+    the caller's: a run with another seed places its UEs elsewhere."""
     key = radio_config_hash(scenario)
     path = _cache_dir() / f"{key}.json"
     cached = cached_radio_model(scenario)
@@ -226,7 +237,11 @@ def calibrated_radio_model(scenario, ues: list[UePlacement],
     with tempfile.TemporaryDirectory(prefix="dtoee-radio-") as tmp:
         run_packet(calibration, tmp)
         hops = pd.read_parquet(Path(tmp) / "hops.parquet")
-    model = RadioDelayModel.from_hops(hops, ues, key, from_s=CALIBRATION_SKIP_SHARE * length_s)
+    from dtoee.run import place_ues  # here: dtoee.run imports this module
+    from dtoee.seeding import numpy_streams
+
+    placed = place_ues(calibration, numpy_streams(1, sum(g.count for g in calibration.ue_groups))["placement"])
+    model = RadioDelayModel.from_hops(hops, placed, key, from_s=CALIBRATION_SKIP_SHARE * length_s)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.{id(model)}.tmp")
     tmp_path.write_text(model.to_json())
@@ -243,6 +258,8 @@ class RadioLegs:
         self.radio = radio
         self.serving = serving
         self.rng = np.random.default_rng([seed, 0x7AD10])  # its own stream: others stay as they are
+        # called per event: bound here, not looked up through __getattr__ each time
+        self.now, self.call_later = inner.now, inner.call_later
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -283,14 +300,19 @@ def wire_bytes(payload_bytes: int) -> int:
 class EventNetwork:
     """The ``analytic`` network: a discrete-event simulation with no ns-3.
 
-    Events sit in a heap ordered by (time, insertion); ``run`` pops them in order. A message
-    between servers goes hop by hop along the shortest-delay route (the ns-3 mode's static
-    routes): at each hop it waits for the link direction to be free (FIFO), occupies it for
+    Events sit in a heap of ``(time, insertion, fn, args)``; ``run`` pops them in order. A
+    message between servers goes hop by hop, each server forwarding it to its next hop towards
+    the destination (the same shortest-delay routes as the ns-3 mode's static routes): at
+    each hop it waits for the link direction to be free (FIFO), occupies it for
     ``8 wire_bytes / rate_bps`` and arrives ``delay_s`` later (store-and-forward of the whole
     message: a message crossing h hops pays its transmission time h times, where TCP over
     ns-3 pipelines segments). Not modelled: TCP's handshake, slow start and
     acknowledgements, packet loss (TCP would recover it). A link that is down holds its
     queue until it is up again. UE legs: :class:`RadioLegs` around it.
+
+    Cost: one heap event per hop and per timer; routes are looked up per hop (one Dijkstra
+    per forwarding server, the first time it forwards), never stored per pair, so a 1,000-server
+    city's memory does not grow with the pairs its tasks use.
     """
 
     def __init__(self, description: NetworkDescription) -> None:
@@ -300,10 +322,13 @@ class EventNetwork:
         self._now = 0.0
         self._stop_at = math.inf
         self._stopped = False
-        self._error: BaseException | None = None
+        #: the whole loop is Python here: its wall time and event count
         self.python_callback_wall_s = 0.0
         self.python_callbacks = 0
-        self._next_hop = description.next_hop  # computed per source when first used
+        next_hop = description.next_hop  # NextHops: computed per source when first used
+        self._next_hop = next_hop if isinstance(next_hop, NextHops) else NextHops(link_graph(
+            {n.name: n.position_m for n in description.nodes},
+            [(l.a, l.b, l.rate_bps, l.delay_s, l.loss) for l in description.links]))
         self._links: dict[tuple[str, str], _Link] = {}
         for link in description.links:
             self._links[(link.a, link.b)] = _Link(link.rate_bps, link.delay_s)
@@ -313,40 +338,42 @@ class EventNetwork:
         return self._now
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (self._now + max(0.0, float(delay_s)), next(self._seq), fn))
+        heapq.heappush(self._heap, (self._now + max(0.0, float(delay_s)), next(self._seq), fn, ()))
 
     def send(self, src: str, dst: str, payload_bytes: int, on_delivered: Callable[[], None]) -> None:
         if src.startswith("ue:") or dst.startswith("ue:"):
             self.call_later(0.0, on_delivered)  # no radio here; RadioLegs adds it
             return
-        path = route(self._next_hop, src[5:], dst[5:])
-        self._hop(path, 0, wire_bytes(payload_bytes), on_delivered)
+        self._hop(src[5:], dst[5:], wire_bytes(payload_bytes), on_delivered)
 
-    def _hop(self, path: list[str], at: int, size: int, on_delivered) -> None:
-        if at == len(path) - 1:
+    def _hop(self, here: str, target: str, size: int, on_delivered) -> None:
+        """The message is at server ``here``: delivered, or onto the link to its next hop."""
+        if here == target:
             return on_delivered()
-        link = self._links[(path[at], path[at + 1])]
+        there = self._next_hop.from_source(here)[target]
+        link = self._links[(here, there)]
         if not link.up:
-            link.waiting.append((path, at, size, on_delivered))
+            link.waiting.append((here, target, size, on_delivered))
             return
-        start = max(self._now, link.free_at_s)
+        start = link.free_at_s if link.free_at_s > self._now else self._now
         link.free_at_s = start + 8.0 * size / link.rate_bps
-        self.call_later(link.free_at_s + link.delay_s - self._now, lambda: self._hop(path, at + 1, size, on_delivered))
+        heapq.heappush(self._heap, (link.free_at_s + link.delay_s, next(self._seq), self._hop,
+                                    (there, target, size, on_delivered)))
 
     def run(self, until_s: float) -> None:
         self._stop_at, self._stopped = until_s, False
-        while self._heap and not self._stopped:
-            at, _seq, fn = self._heap[0]
-            if at > self._stop_at:
-                break
-            heapq.heappop(self._heap)
-            self._now = at
-            started = time.perf_counter()
-            try:
-                fn()
-            finally:
-                self.python_callback_wall_s += time.perf_counter() - started
-                self.python_callbacks += 1
+        heap, pop, events = self._heap, heapq.heappop, 0
+        started = time.perf_counter()
+        try:
+            while heap and not self._stopped:
+                if heap[0][0] > until_s:
+                    break
+                self._now, _seq, fn, args = pop(heap)
+                events += 1
+                fn(*args)
+        finally:
+            self.python_callback_wall_s += time.perf_counter() - started
+            self.python_callbacks += events
         if not self._stopped:
             self._now = max(self._now, until_s)
 
@@ -366,8 +393,8 @@ class EventNetwork:
             link.up = up
             if up:
                 waiting, link.waiting = link.waiting, []
-                for path, at, size, on_delivered in waiting:
-                    self._hop(path, at, size, on_delivered)
+                for here, target, size, on_delivered in waiting:
+                    self._hop(here, target, size, on_delivered)
 
 
 def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None, *,
@@ -379,7 +406,7 @@ def make_network(scenario, ues: list[UePlacement], pcap_dir: Path | None = None,
         from ns3_glue.network import Ns3Network
 
         return Ns3Network(describe(scenario, ues), pcap_dir), None
-    radio = calibrated_radio_model(scenario, ues, run_packet) if scenario.radio.enabled else None
+    radio = calibrated_radio_model(scenario, run_packet) if scenario.radio.enabled else None
     serving = {u.index: u.serving_node for u in ues}
     if fidelity == "hybrid":
         from ns3_glue.network import Ns3Network

@@ -30,7 +30,7 @@ from dtoee.policies import build_policy, is_adaptive
 from dtoee.system_model import system_from_scenario
 from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, measured_completed, summarize, tasks_frame, write_outputs
-from dtoee.topology import backhaul_graph, next_hops
+from dtoee.topology import NextHops, backhaul_graph
 from dtoee.workload import Workload
 from dtoee.network import UePlacement, make_network
 
@@ -380,7 +380,7 @@ def build_simulation(scenario: Scenario, setup: Setup, out_dir: Path) -> Simulat
         stage_latency_s=setup.planning.node_latency_s,
         exponential_service=scenario.model.service_distribution == "exponential",
         duration_s=scenario.simulation.duration_s, rngs=setup.rngs, trace=trace, faults=faults, workload=setup.workload,
-        next_hop=next_hops(backhaul_graph(scenario)),
+        next_hop=NextHops(backhaul_graph(scenario)),  # per source, when first asked
         ue_groups=[range(int(a), int(b)) for a, b in zip(group_starts[:-1], group_starts[1:])],
     )
     policy_log = PolicyLog()

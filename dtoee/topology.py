@@ -77,21 +77,23 @@ class NextHops(Mapping):
         self._graph = graph
         self._by_source: dict[str, dict[str, str]] = {}
 
-    def _of(self, source: str) -> dict[str, str]:
-        if source not in self._by_source:
-            self._by_source[source] = first_hops(self._graph, source) if source in self._graph else {}
-        return self._by_source[source]
+    def from_source(self, source: str) -> dict[str, str]:
+        """{target: first hop} of the routes from ``source`` (one Dijkstra, the first time)."""
+        hops = self._by_source.get(source)
+        if hops is None:
+            hops = self._by_source[source] = first_hops(self._graph, source) if source in self._graph else {}
+        return hops
 
     def __getitem__(self, key: tuple[str, str]) -> str:
-        return self._of(key[0])[key[1]]
+        return self.from_source(key[0])[key[1]]
 
     def __iter__(self):
         for source in self._graph:
-            for target in self._of(source):
+            for target in self.from_source(source):
                 yield source, target
 
     def __len__(self) -> int:
-        return sum(len(self._of(source)) for source in self._graph)
+        return sum(len(self.from_source(source)) for source in self._graph)
 
 
 def route(next_hop: dict[tuple[str, str], str], source: str, target: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dtoee.network import EventNetwork, wire_bytes
@@ -131,3 +132,34 @@ def test_radio_hash_ignores_policy_and_seed_but_not_radio_or_ues():
     assert radio_config_hash(load_scenario(path, ["policy.kind=no-early-exit", "simulation.seed=9"])) == base
     assert radio_config_hash(load_scenario(path, ["radio.bandwidth_rb=50"])) != base
     assert radio_config_hash(load_scenario(path, ["ue_groups.0.count=5"])) != base
+
+
+def test_routing_cdf_draws_what_generator_choice_draws():
+    """The cached routing cdf picks, for the same stream, the host numpy's choice(p=) picks."""
+    from dtoee.cosim import routing_cdf
+
+    for trial in range(30):
+        shape = np.random.default_rng(trial)
+        n = int(shape.integers(1, 400))
+        weights = shape.random(n) * (shape.random(n) > 0.3)
+        weights[0] += 1e-9
+        probabilities = {f"h{i}": float(w) for i, w in enumerate(weights)}
+        hosts, cdf = routing_cdf(probabilities)
+        a, b = np.random.default_rng([trial, 1]), np.random.default_rng([trial, 1])
+        p = weights / weights.sum()
+        for _ in range(200):
+            assert hosts[int(cdf.searchsorted(a.random(), side="right"))] == f"h{b.choice(n, p=p)}"
+    assert routing_cdf({})[0] == [] and routing_cdf({"a": 0.0})[0] == []
+
+
+def test_routing_cache_follows_probabilities_changed_in_place():
+    """A policy that updates its dict in place gets the new split, not the cached one."""
+    from dtoee.cosim import CoSimulation
+
+    cosim = CoSimulation.__new__(CoSimulation)  # only the sampler cache is exercised
+    cosim._samplers = {}
+    split = {"a": 1.0, "b": 0.0}
+    assert cosim._sampler("x", 1, split)[1][0] == 1.0
+    split["a"], split["b"] = 0.0, 1.0
+    hosts, cdf = cosim._sampler("x", 1, split)
+    assert hosts[int(cdf.searchsorted(0.5, side="right"))] == "b"

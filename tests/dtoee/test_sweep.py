@@ -237,3 +237,19 @@ def test_dask_local_cluster_gives_the_pool_figures(pool_sweep, tiny_toml, tmp_pa
     for run_id in pool["run_id"]:
         assert (tmp_path / "dask" / "runs" / run_id / "tasks.csv").read_bytes() == \
             (pool_sweep / "runs" / run_id / "tasks.csv").read_bytes()
+
+
+def test_every_sweep_row_and_summary_records_its_fidelity(tiny_toml, tmp_path):
+    """Each sweep row says which network it ran on (analytic here, so no ns-3), as the
+    grid asked, and so does each run's summary.json (the packet default: the ns-3 sweep
+    tests above)."""
+    result = sweep_file(tiny_toml, ["simulation.fidelity=analytic", "load=1,2"], "1", tmp_path / "sweep",
+                        workers=1, progress=False)
+    assert result.ok
+    rows = pd.read_parquet(tmp_path / "sweep" / "results.parquet")
+    assert len(rows) == 2 and (rows["fidelity"] == "analytic").all()
+    assert (rows["simulation.fidelity"] == "analytic").all()
+    for run_id in rows["run_id"]:
+        summary = json.loads((tmp_path / "sweep" / "runs" / run_id / "summary.json").read_text())
+        assert summary["fidelity"] == "analytic" and summary["radio_model_hash"] is None  # radio off
+    assert rows.set_index("load").loc[2, "tasks_generated"] > rows.set_index("load").loc[1, "tasks_generated"]
