@@ -67,6 +67,27 @@ class UePlacement:
     rate_per_s: float
 
 
+def place_ues(scenario, rng: np.random.Generator) -> list[UePlacement]:
+    """UE positions (around their group's node, uniform in a disk, or explicit); each UE is
+    served by its nearest base station (by the group's node when radio is off)."""
+    placements = []
+    for group in scenario.ue_groups:
+        centre = scenario.node(group.node).position_m
+        for n in range(group.count):
+            if group.placement == "explicit":
+                position = tuple(group.positions_m[n])
+            else:
+                radius = group.radius_m * math.sqrt(rng.random())
+                angle = 2 * math.pi * rng.random()
+                position = (centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle))
+            if scenario.radio.enabled:
+                serving = min(scenario.nodes, key=lambda node: (math.dist(node.position_m, position), node.name)).name
+            else:
+                serving = group.node
+            placements.append(UePlacement(len(placements), position, serving, group.rate_per_s))
+    return placements
+
+
 class Network(Protocol):
     """What the co-simulation (``dtoee/cosim.py``) needs of a network: time, timers, messages,
     and the scenario events' link changes (``CoSimulation.apply_event``)."""
@@ -237,7 +258,6 @@ def calibrated_radio_model(scenario, run_packet: Callable[[object, str], dict]) 
     with tempfile.TemporaryDirectory(prefix="dtoee-radio-") as tmp:
         run_packet(calibration, tmp)
         hops = pd.read_parquet(Path(tmp) / "hops.parquet")
-    from dtoee.run import place_ues  # here: dtoee.run imports this module
     from dtoee.seeding import numpy_streams
 
     placed = place_ues(calibration, numpy_streams(1, sum(g.count for g in calibration.ue_groups))["placement"])

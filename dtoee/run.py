@@ -32,28 +32,7 @@ from dtoee.seeding import numpy_streams, torch_seed
 from dtoee.trace import Trace, hops_frame, measured_completed, summarize, tasks_frame, write_outputs
 from dtoee.topology import NextHops, backhaul_graph
 from dtoee.workload import Workload
-from dtoee.network import UePlacement, make_network
-
-
-def place_ues(scenario: Scenario, rng: np.random.Generator) -> list[UePlacement]:
-    """UE positions (around their group's node, uniform in a disk, or explicit); each UE is
-    served by its nearest base station (by the group's node when radio is off)."""
-    placements = []
-    for group in scenario.ue_groups:
-        centre = scenario.node(group.node).position_m
-        for n in range(group.count):
-            if group.placement == "explicit":
-                position = tuple(group.positions_m[n])
-            else:
-                radius = group.radius_m * math.sqrt(rng.random())
-                angle = 2 * math.pi * rng.random()
-                position = (centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle))
-            if scenario.radio.enabled:
-                serving = min(scenario.nodes, key=lambda node: (math.dist(node.position_m, position), node.name)).name
-            else:
-                serving = group.node
-            placements.append(UePlacement(len(placements), position, serving, group.rate_per_s))
-    return placements
+from dtoee.network import UePlacement, make_network, place_ues
 
 
 def load_model(scenario: Scenario):
