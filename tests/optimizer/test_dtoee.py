@@ -17,6 +17,7 @@ from optimizer_testkit import (
 from optimizer.centralized import gap_to_optimum, solve_centralized
 from optimizer.exit_curves import concave_hull
 from optimizer.dtoee import (
+    make_agents,
     DtoeeConfig,
     DtoeePolicy,
     ReceiverReport,
@@ -175,12 +176,41 @@ def test_dtoee_full_acceptance_set(full_set_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load seed 14 overloads "
-                   "a node in rounds 6-8 (its own work can only go to hosts that are full)")
 def test_dtoee_never_overloads_after_round_five(full_set_results):
     """ACCEPTANCE (issue 12): no node or link overloaded after round 5 on any instance."""
     overloaded = [(category, seed, rounds[:3]) for category, seed, _, rounds in full_set_results if rounds]
     assert not overloaded, overloaded
+
+
+def test_headroom_is_shared_among_the_senders_of_busy_stages():
+    """A host's per-sender headroom is its spare rate up to rho_bar over the senders of the
+    stages it has work for; with no work at all (or the option off), over those of every stage."""
+    system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
+    node, busy, idle = "n5", 1, 3  # n5 hosts stages 1 and 3
+    assert set(system.stages_hosted(node)) == {busy, idle}
+    senders = make_agents(system)[node].sender_count  # n_j^k (at least 1 per hosted stage)
+    assert senders == {k: max(1, len(system.senders(node, k))) for k in (busy, idle)}
+    mu = {k: system.service_rate_per_s[(node, k)] for k in (busy, idle)}
+    for flag, load, sharers in ((True, 500.0, senders[busy]), (False, 500.0, senders[busy] + senders[idle]),
+                                (True, 0.0, senders[busy] + senders[idle])):
+        agent = make_agents(system, DtoeeConfig(busy_stage_headroom=flag))[node]
+        agent.observe({busy: load, idle: 0.0}, {})
+        report = agent.report(idle, 0.0)  # stage K: no downstream bound
+        spare = (0.99 - load / mu[busy]) * mu[idle]
+        assert math.isclose(report.headroom_per_s, spare / sharers, rel_tol=1e-12), (flag, load)
+
+
+def test_busy_stage_headroom_is_what_ends_the_warm_up_overload():
+    """high_load seed 14: node n2 has ~5x its stage-1 capacity in external demand and its work
+    can go only to n1 and n4, which fill up; n4 empties only as its other senders move to n5,
+    each within its share of n5's spare. With that spare shared among the senders of n5's
+    busy stage only (not also those of its idle stage 3), nothing is overloaded after round 5;
+    counting the idle stage's senders, n2 stays overloaded until round 8."""
+    system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
+    on = run_in_memory(system, 30)
+    off = run_in_memory(system, 30, config=DtoeeConfig(busy_stage_headroom=False))
+    assert on.max_rho[0] > 3 and max(on.max_rho[5:]) < 1.0
+    assert max(off.max_rho[5:]) > 1.2
 
 
 def test_no_early_exit_mode_keeps_thresholds_at_one():
