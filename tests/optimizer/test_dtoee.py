@@ -182,33 +182,37 @@ def test_dtoee_never_overloads_after_round_five(full_set_results):
     assert not overloaded, overloaded
 
 
-def test_headroom_is_shared_among_the_senders_of_busy_stages():
-    """A host's per-sender headroom is its spare rate up to rho_bar over the senders of the
-    stages it has work for; with no work at all (or the option off), over those of every stage."""
+def test_headroom_is_shared_among_the_nodes_that_can_send_work():
+    """A host's per-sender headroom is its spare rate up to rho_bar over the nodes that can send
+    it work (summed over its stages); a stage no node can send to adds no share (n_j^k, the
+    Jacobi count, still counts it as 1). high_load seed 14: n5 hosts stages 1 and 3, and no
+    stage-2 host reaches it."""
     system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
-    node, busy, idle = "n5", 1, 3  # n5 hosts stages 1 and 3
-    assert set(system.stages_hosted(node)) == {busy, idle}
-    senders = make_agents(system)[node].sender_count  # n_j^k (at least 1 per hosted stage)
-    assert senders == {k: max(1, len(system.senders(node, k))) for k in (busy, idle)}
-    mu = {k: system.service_rate_per_s[(node, k)] for k in (busy, idle)}
-    for flag, load, sharers in ((True, 500.0, senders[busy]), (False, 500.0, senders[busy] + senders[idle]),
-                                (True, 0.0, senders[busy] + senders[idle])):
-        agent = make_agents(system, DtoeeConfig(busy_stage_headroom=flag))[node]
-        agent.observe({busy: load, idle: 0.0}, {})
-        report = agent.report(idle, 0.0)  # stage K: no downstream bound
-        spare = (0.99 - load / mu[busy]) * mu[idle]
-        assert math.isclose(report.headroom_per_s, spare / sharers, rel_tol=1e-12), (flag, load)
+    node = "n5"
+    assert set(system.stages_hosted(node)) == {1, 3}
+    real = {k: len(system.senders(node, k)) for k in (1, 3)}
+    assert real[1] >= 2 and real[3] == 0
+    mu = {k: system.service_rate_per_s[(node, k)] for k in (1, 3)}
+    load = 500.0
+    for flag, sharers in ((True, real[1]), (False, real[1] + 1)):
+        agent = make_agents(system, DtoeeConfig(headroom_real_senders=flag))[node]
+        assert agent.sender_count == {1: real[1], 3: 1}
+        agent.observe({1: load, 3: 0.0}, {})
+        for k in (1, 3):
+            report = agent.report(k, 0.0)  # k = 1 with no stage-2 reports: no downstream bound
+            spare = (0.99 - load / mu[1]) * mu[k]
+            assert math.isclose(report.headroom_per_s, spare / sharers, rel_tol=1e-12), (flag, k)
 
 
-def test_busy_stage_headroom_is_what_ends_the_warm_up_overload():
+def test_headroom_among_real_senders_is_what_ends_the_warm_up_overload():
     """high_load seed 14: node n2 has ~5x its stage-1 capacity in external demand and its work
     can go only to n1 and n4, which fill up; n4 empties only as its other senders move to n5,
-    each within its share of n5's spare. With that spare shared among the senders of n5's
-    busy stage only (not also those of its idle stage 3), nothing is overloaded after round 5;
-    counting the idle stage's senders, n2 stays overloaded until round 8."""
+    each within its share of n5's spare. Shared among n5's three real senders, nothing is
+    overloaded after round 5; shared among four (a phantom stage-3 sender), n2 stays
+    overloaded until round 8."""
     system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
     on = run_in_memory(system, 30)
-    off = run_in_memory(system, 30, config=DtoeeConfig(busy_stage_headroom=False))
+    off = run_in_memory(system, 30, config=DtoeeConfig(headroom_real_senders=False))
     assert on.max_rho[0] > 3 and max(on.max_rho[5:]) < 1.0
     assert max(off.max_rho[5:]) > 1.2
 
