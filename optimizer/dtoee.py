@@ -22,7 +22,9 @@ last reports its downstream neighbours sent it. One round:
    offload stage k to it. ``n_j^k`` = number of such senders: a Jacobi safeguard (the
    offloader uses ``n_j^k h_j^k`` as the curvature), so simultaneous steps of all senders
    together make about one Newton step at j; ``headroom`` = spare rate up to ``rho_bar``,
-   shared among the senders of all stages j hosts, and never more than ``1 / (1 - e_j^k)``
+   shared among the nodes that can send j work of any stage it hosts (a stage no node can
+   send to j counts none: counted as one, as in ``n_j^k``, it kept part of the spare
+   unoffered, which near saturation made the warm-up crawl), and never more than ``1 / (1 - e_j^k)``
    times the room its own stage-(k+1) hosts reported to it (more stage-k work at j is
    ``(1 - e_j^k)`` as much more stage-(k+1) work downstream: without this bound the stages
    overshoot one after the other); ``out-flows`` = ``(l, f_jl^k, l_jl^k, l''_jl^k)`` for
@@ -105,10 +107,13 @@ What the update guarantees, and under which assumptions:
 * feasibility: a host or link past ``rho_bar`` is brought back to ``rho_bar`` in one
   round whenever the other hosts the senders can reach have that much room (measured
   load = actual load); the warm-up from the capacity-proportional start may overload for a
-  few rounds. Not guaranteed: when an overloaded host's own work can only go to hosts
-  that are full, it stays overloaded until their other senders move away by ordinary
-  (slow, near saturation) gradient steps: on the 68-instance acceptance set this happens
-  on one instance (high_load seed 14, rounds 6-8; docs/benchmarks.md).
+  few rounds. Not guaranteed in general: when an overloaded host's own work can only go to
+  hosts that are full, it stays overloaded until their other senders move on, each within
+  its share of the spare of the hosts it reaches (the headroom), so at worst by ordinary
+  gradient steps. Measured, not proved: on the 68-instance acceptance set no node or link
+  is overloaded after round 5 (``tests/optimizer/test_dtoee.py``, docs/benchmarks.md);
+  the one instance that was (high_load seed 14, rounds 6-8) needed the headroom shared
+  among the nodes that really can send a host work (``headroom_real_senders``).
 
 :func:`run_in_memory` runs synchronous rounds over an in-memory exchange; :class:`DtoeePolicy`
 runs the same agents inside the co-simulation, one step per node every ``period_s``, from
@@ -169,6 +174,9 @@ class DtoeeConfig:
         only to measure what they buy.
     downstream_headroom: a host's headroom is bounded by its downstream hosts' room divided
         by its continuing share (False only to measure what it buys).
+    headroom_real_senders: a host shares its spare rate among the nodes that can send it
+        work (False: every hosted stage counts at least one sender, as n_j^k does, even one
+        that no node can send to; only to measure what it buys).
     shed_into_spare: a sender shedding an overloaded host may fill the other hosts' whole
         spare rate (not only its per-sender share of it).
     momentum: heavy-ball weight m of an offloader's own last move (0 = none); dropped for a
@@ -193,6 +201,7 @@ class DtoeeConfig:
     cancel_exchanges: bool = True
     transit_swaps: bool = True
     downstream_headroom: bool = True
+    headroom_real_senders: bool = True
     momentum: float = 0.8
     shed_into_spare: bool = True
     jacobi_power: float = 0.5
@@ -368,6 +377,10 @@ class NodeAgent:
             j: sum(1 for k in self.offload_stages if j in self.targets[k]) for j in system.nodes if j != name
         }
         self.sender_count = {k: max(1, len(system.senders(name, k))) for k in self.hosted}
+        # the nodes among which this node's spare rate (its headroom) is shared: every node that
+        # can send it work; a stage no node can send here (n_j^k counts it as 1) adds none
+        real = sum(len(system.senders(name, k)) for k in self.hosted)
+        self.headroom_sharers = max(1, real if config.headroom_real_senders else sum(self.sender_count.values()))
         self._fresh_s = 1.0  # age up to which a report counts as this round's (DtoeePolicy: one period)
         self._swap_within_spare = False  # DtoeePolicy: accept swaps only within this node's spare
         self.reset()
@@ -495,9 +508,9 @@ class NodeAgent:
                 first, second, system.w, system.hull(k).value(e), 1.0 - e, cont, cont_curv
             )
         n = self.sender_count[k]
-        # node headroom is shared by every sender of every stage this node hosts
+        # node headroom is shared by every node that can send this node work of any stage
         spare = max(0.0, (self.config.rho_bar - rho) * mu)
-        headroom = spare / sum(self.sender_count.values())
+        headroom = spare / self.headroom_sharers
         if k < system.num_stages and self.config.downstream_headroom and self.e[k] < 1.0:
             # more stage-k work here means (1 - e) as much more stage-(k+1) work for the hosts
             # this node sends to: their headroom (as reported to it) bounds what it can take

@@ -17,6 +17,7 @@ from optimizer_testkit import (
 from optimizer.centralized import gap_to_optimum, solve_centralized
 from optimizer.exit_curves import concave_hull
 from optimizer.dtoee import (
+    make_agents,
     DtoeeConfig,
     DtoeePolicy,
     ReceiverReport,
@@ -175,12 +176,45 @@ def test_dtoee_full_acceptance_set(full_set_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 12 not met yet (docs/benchmarks.md): high_load seed 14 overloads "
-                   "a node in rounds 6-8 (its own work can only go to hosts that are full)")
 def test_dtoee_never_overloads_after_round_five(full_set_results):
     """ACCEPTANCE (issue 12): no node or link overloaded after round 5 on any instance."""
     overloaded = [(category, seed, rounds[:3]) for category, seed, _, rounds in full_set_results if rounds]
     assert not overloaded, overloaded
+
+
+def test_headroom_is_shared_among_the_nodes_that_can_send_work():
+    """A host's per-sender headroom is its spare rate up to rho_bar over the nodes that can send
+    it work (summed over its stages); a stage no node can send to adds no share (n_j^k, the
+    Jacobi count, still counts it as 1). high_load seed 14: n5 hosts stages 1 and 3, and no
+    stage-2 host reaches it."""
+    system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
+    node = "n5"
+    assert set(system.stages_hosted(node)) == {1, 3}
+    real = {k: len(system.senders(node, k)) for k in (1, 3)}
+    assert real[1] >= 2 and real[3] == 0
+    mu = {k: system.service_rate_per_s[(node, k)] for k in (1, 3)}
+    load = 500.0
+    for flag, sharers in ((True, real[1]), (False, real[1] + 1)):
+        agent = make_agents(system, DtoeeConfig(headroom_real_senders=flag))[node]
+        assert agent.sender_count == {1: real[1], 3: 1}
+        agent.observe({1: load, 3: 0.0}, {})
+        for k in (1, 3):
+            report = agent.report(k, 0.0)  # k = 1 with no stage-2 reports: no downstream bound
+            spare = (0.99 - load / mu[1]) * mu[k]
+            assert math.isclose(report.headroom_per_s, spare / sharers, rel_tol=1e-12), (flag, k)
+
+
+def test_headroom_among_real_senders_is_what_ends_the_warm_up_overload():
+    """high_load seed 14: node n2 has ~5x its stage-1 capacity in external demand and its work
+    can go only to n1 and n4, which fill up; n4 empties only as its other senders move to n5,
+    each within its share of n5's spare. Shared among n5's three real senders, nothing is
+    overloaded after round 5; shared among four (a phantom stage-3 sender), n2 stays
+    overloaded until round 8."""
+    system = stress_instance("high_load", 14, stress_scales()["high_load"][14])
+    on = run_in_memory(system, 30)
+    off = run_in_memory(system, 30, config=DtoeeConfig(headroom_real_senders=False))
+    assert on.max_rho[0] > 3 and max(on.max_rho[5:]) < 1.0
+    assert max(off.max_rho[5:]) > 1.2
 
 
 def test_no_early_exit_mode_keeps_thresholds_at_one():
