@@ -332,6 +332,11 @@ def conditional_system(system: SystemModel, table, reach: np.ndarray) -> SystemM
     return replace(system, exit_curves=curves)
 
 
+class InfeasibleProblem(ValueError):
+    """The solver proved the problem infeasible: no strategy serves the offered load
+    (every node below utilisation 1), whatever the thresholds."""
+
+
 def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 40,
                           tol: float = 1e-3) -> SelfConsistentSolution:
     """Optimise with exit curves conditional on survival: a fixed point in the survival weights.
@@ -387,7 +392,8 @@ def solve_self_consistent(system: SystemModel, table=None, *, max_rounds: int = 
         solution = solve_centralized(current)
         if not solution.x:
             if best is None:
-                raise ValueError(f"the centralised problem was not solved: {solution.status}")
+                error = InfeasibleProblem if "infeasible" in str(solution.status) else ValueError
+                raise error(f"the centralised problem was not solved: {solution.status}")
             break
         exact = sample_flows(system, solution.x, solution.theta, table)
         scored = assess_flows(system, exact.flows, exact.correct_share)

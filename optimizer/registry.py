@@ -11,12 +11,12 @@ ones' control messages). Each entry names which it takes; ``build_policy`` passe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable
 
 from optimizer.baselines import BASELINES
-from optimizer.centralized import solve_centralized, solve_self_consistent
+from optimizer.centralized import InfeasibleProblem, solve_centralized, solve_self_consistent
 from optimizer.dispatchers import Dispatcher, tuned_threshold
 from optimizer.dtoee import DtoeePolicy, converged_policy
 from optimizer.policy import StaticPolicy
@@ -56,7 +56,22 @@ def conditional_curves(system: SystemModel) -> SystemModel:
     calibration samples or has more than ``CONDITIONAL_CURVES_MAX_NODES`` nodes."""
     if system.calibration_samples is None or len(system.nodes) > CONDITIONAL_CURVES_MAX_NODES:
         return system
-    return solve_self_consistent(system).system
+    scaled = system
+    for _ in range(OVERLOAD_HALVINGS + 1):
+        try:
+            curves = solve_self_consistent(scaled).system
+        except InfeasibleProblem:
+            # offered load above capacity: no optimum to calibrate at. Calibrate at a load the
+            # nodes can serve (what admission lets in is below it) and keep the real rates.
+            scaled = replace(scaled, external_rate_per_s={i: lam / 2 for i, lam in scaled.external_rate_per_s.items()})
+            continue
+        return replace(curves, external_rate_per_s=system.external_rate_per_s)
+    return system
+
+
+#: halvings of the offered load tried when calibrating the conditional curves of an
+#: overloaded system (2^-8: any load a validated scenario can offer)
+OVERLOAD_HALVINGS = 8
 
 
 def _optimum(system: SystemModel, **kw: Any) -> StaticPolicy:

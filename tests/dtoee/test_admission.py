@@ -95,7 +95,6 @@ OVERLOAD = dict(LINE, ue_groups=[{"node": "bs0", "count": 2, "rate_per_s": 60.0}
 
 
 @pytest.mark.ns3
-@pytest.mark.slow
 def test_far_above_capacity_dtoee_rejects_visibly_and_queues_stay_bounded(ns3_session, tmp_path):
     """240 tasks/s offered to stage-1 hosts that serve ~150/s (no feasible strategy)."""
     from dtoee.run import run_isolated

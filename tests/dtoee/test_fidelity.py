@@ -74,10 +74,14 @@ def test_modes_agree_on_tasks_samples_and_exits_where_timing_does_not_matter(ns3
 
 
 @pytest.mark.ns3
-@pytest.mark.slow
 def test_hybrid_and_packet_agree_on_city_small_mean_delay(ns3_session, tmp_path):
-    """Over 3 seeds, hybrid (ns-3 backhaul, calibrated per-cell radio) within 5% of packet."""
+    """ACCEPTANCE (issue 14), in CI: over 3 seeds, hybrid (ns-3 backhaul, calibrated per-cell
+    radio) within 5% of packet. The calibration is the committed one (made from seed 1's
+    packet run, so seeds 2 and 3 are out of sample), put in the cache as a user's first
+    hybrid run would leave it; every hybrid summary must name its hash."""
     from dtoee.config import load_scenario
+
+    from .test_delay_prediction import _with_calibration
 
     means = {"packet": [], "hybrid": []}
     hashes = set()
@@ -86,6 +90,8 @@ def test_hybrid_and_packet_agree_on_city_small_mean_delay(ns3_session, tmp_path)
             sc = load_scenario("scenarios/city_small.toml", [
                 f"simulation.seed={seed}", f"simulation.fidelity={fidelity}", "simulation.duration_s=20",
                 "simulation.warmup_s=5", "simulation.progress=false"])
+            if fidelity == "hybrid":
+                _with_calibration(sc)
             summary = run_isolated(sc, tmp_path / f"{fidelity}-{seed}")
             means[fidelity].append(summary["delay_s"]["mean"])
             if fidelity == "hybrid":

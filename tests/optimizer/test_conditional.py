@@ -184,3 +184,25 @@ def test_mg_number_is_pollaczek_khinchine_and_mm1_where_exact():
     lq = p0 * a**c * (a / c) / (factorial(c) * (1 - a / c) ** 2)
     assert mg_number({1: a / 0.01}, {1: 0.01}, 1.0, servers=c) == pytest.approx(lq + a)
     assert mg_number({1: 100.0}, {1: 0.01}, 0.0) == float("inf")
+
+
+def test_overloaded_system_gets_conditional_curves_calibrated_at_a_load_it_can_serve():
+    """Offered load above capacity (no feasible strategy: the admission test's case) must not
+    stop DTO-EE from being built: its curves are calibrated at a halved load, the real rates
+    kept; the oracle itself stays undefined (infeasible)."""
+    from dataclasses import replace
+
+    from optimizer.centralized import InfeasibleProblem
+    from optimizer.registry import conditional_curves, make_policy
+
+    rng = np.random.default_rng(3)
+    feasible = random_instance(3, n_nodes=3, n_stages=3)
+    feasible = replace(feasible, calibration_samples=_table(rng, n=300))
+    over = replace(feasible, external_rate_per_s={i: 6 * lam for i, lam in feasible.external_rate_per_s.items()})
+    with pytest.raises(InfeasibleProblem):
+        solve_self_consistent(over)
+    curves = conditional_curves(over)
+    assert dict(curves.external_rate_per_s) == dict(over.external_rate_per_s)
+    assert curves.exit_curves != over.exit_curves  # conditional, not the all-sample ones
+    policy = make_policy("dtoee", over)
+    assert 0.0 <= policy.threshold(over.hosts[1][0], 1) <= 1.0
