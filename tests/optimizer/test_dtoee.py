@@ -159,7 +159,6 @@ def full_set_results():
     return [(category, seed, *_acceptance_run(category, seed, system)) for category, seed, system in acceptance_set()]
 
 
-@pytest.mark.slow
 def test_dtoee_full_acceptance_set(full_set_results):
     """ACCEPTANCE (issue 12) over the >= 60 instances: per category, within 5% after 30 rounds and
     1% after 100 on >= 90%; within 1% after 300 on all."""
@@ -175,7 +174,6 @@ def test_dtoee_full_acceptance_set(full_set_results):
     assert len(full_set_results) >= 60 and not failures, failures
 
 
-@pytest.mark.slow
 def test_dtoee_never_overloads_after_round_five(full_set_results):
     """ACCEPTANCE (issue 12): no node or link overloaded after round 5 on any instance."""
     overloaded = [(category, seed, rounds[:3]) for category, seed, _, rounds in full_set_results if rounds]
