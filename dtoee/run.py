@@ -485,6 +485,13 @@ DELAY_KEYS = ("mean_delay_s", "compute_delay_s", "service_delay_s", "queue_delay
               "access_delay_s")
 
 
+def _unavailable(reason: str):
+    """A predictor (same call as :func:`_predictor`'s) for a run whose prediction cannot be made."""
+    def predict(summary: dict, tasks=None, hops=None, policy_rows=None) -> dict:
+        return {"predicted": {"unavailable": reason}, "prediction_error": {}}
+    return predict
+
+
 def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_model=None, *, workload=None):
     """(summary, tasks, hops) -> {"predicted": ..., "prediction_error": ...,
     "predicted_realised_split": ...}: what the system model predicts for the policy as it
@@ -499,13 +506,13 @@ def _predictor(scenario: Scenario, model, ues, figures, system, policy, radio_mo
 
     if system is None and len(scenario.nodes) > PREDICTION_MAX_NODES:
         reason = f"not computed: {len(scenario.nodes)} nodes > {PREDICTION_MAX_NODES} (all-pairs logical links)"
-        return lambda summary, tasks=None, policy_rows=None: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+        return _unavailable(reason)
     try:
         system = system or system_from_scenario(scenario, model, ues, figures)
         table = sample_table(model)
     except (ValueError, KeyError) as error:  # e.g. a static policy outside the model's reach
         reason = f"{type(error).__name__}: {error}"
-        return lambda summary, tasks=None, policy_rows=None: {"predicted": {"unavailable": reason}, "prediction_error": {}}
+        return _unavailable(reason)
 
     # radio legs: the run's own radio model (hybrid, analytic) or a cached calibration
     radio = radio_model or (cached_radio_model(scenario) if scenario.radio.enabled else None)

@@ -45,3 +45,21 @@ def test_warmup_leaves_early_tasks_out_of_delay_accuracy_and_exits_but_not_count
         assert summary["delay_s"]["mean"] < 0.06 and summary["accuracy"] == 1.0
     else:
         assert summary["delay_s"]["mean"] > 0.1 and summary["accuracy"] < 0.8
+
+
+def test_a_run_too_large_to_predict_says_so_and_still_writes_its_summary(tmp_path, monkeypatch):
+    """Above PREDICTION_MAX_NODES the summary's prediction is 'unavailable' with the reason
+    (the 1,000-node city); it once crashed the trace writing instead."""
+    import json
+
+    import dtoee.run as run
+    from dtoee.config import load_scenario
+
+    monkeypatch.setattr(run, "PREDICTION_MAX_NODES", 2)
+    sc = load_scenario("scenarios/city_small.toml", [
+        "policy.kind=static", "simulation.fidelity=analytic", "radio.enabled=false",
+        "simulation.duration_s=2", "simulation.progress=false"])
+    run.run_scenario(sc, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["predicted"]["unavailable"].startswith("not computed: 4 nodes > 2")
+    assert summary["counts_by_status"]["completed"] > 0
