@@ -2,7 +2,8 @@
 
     python bench/dtoee_settling.py [--scenario scenarios/paper_comparison.toml] [--load 1.4]
                                    [--duration 20] [--rounds 1 4] [--window 2]
-                                   [--step] [--step-at S] [--set KEY=VALUE ...] [--no-append]
+                                   [--step] [--step-at S] [--reference] [--set KEY=VALUE ...]
+                                   [--figure PNG] [--no-append]
 
 Runs the scenario (warm-up 0, every UE rate times ``--load``) once with the oracle and once
 per ``--rounds`` value with online DTO-EE (``policy.rounds_per_period``), same seed, so the
@@ -15,6 +16,12 @@ holds it; a ``ue_rate`` event's rate is scaled by ``--load`` too) and there are 
 the optimum for the configured rates (compared before the step) and the optimum for the
 rates after it, held by a static policy from t = 0 and run with the same event (compared
 from the step on): DTO-EE gets a settling time after the start and one after the step.
+
+``--reference N ...`` adds, per N, a static policy (from t = 0) holding the strategy in-memory
+DTO-EE (the online tuning, :class:`optimizer.dtoee.DtoeePolicy`'s config) reaches after N
+synchronous rounds on the configured rates, with its model objective's distance from the
+300-round one: the same criterion applied to a strategy that is (nearly) converged, i.e. how
+much of a "not within 5%" a small, model-wise negligible difference of strategy causes.
 
 Windowed mean delay by creation time (``--window`` s windows every ``window/4`` s); the
 settling time is the end of the first window after which every window's mean delay (up to
@@ -69,6 +76,31 @@ def optimum_as_static(data: dict) -> dict:
                   for node in setup.system.nodes}
     policy = {k: v for k, v in data.get("policy", {}).items() if k not in ("offload", "thresholds")}
     return {**policy, "kind": "static", "offload": offload, "thresholds": thresholds}
+
+
+def in_memory_as_static(data: dict, rounds: int) -> tuple[dict, float]:
+    """(the ``[policy]`` table of a static policy holding in-memory DTO-EE's strategy after
+    ``rounds`` rounds on ``data``'s configured rates, with DtoeePolicy's default config; its
+    model objective's relative distance from the 300-round strategy's)."""
+    from dtoee.run import preflight
+    from optimizer.dtoee import DtoeePolicy, run_in_memory
+    from optimizer.registry import conditional_curves
+
+    setup = preflight(scenario_from_dict({**copy.deepcopy(data), "events": [],
+                                          "policy": {**data.get("policy", {}), "kind": "dtoee"}}))
+    system = conditional_curves(setup.system)
+    config = DtoeePolicy(system).config
+    history = run_in_memory(system, rounds, config=config)
+    reference = run_in_memory(system, 300, config=config).objective[-1]
+    K = system.num_stages
+    offload: dict[str, dict[str, dict[str, float]]] = {}
+    for (node, stage), probs in history.x.items():
+        offload.setdefault(node, {})[str(stage)] = {h: float(p) for h, p in probs.items()}
+    thresholds = {node: [float(history.theta.get((node, k), 0.0)) for k in range(1, K + 1)]
+                  for node in system.nodes}
+    policy = {k: v for k, v in data.get("policy", {}).items() if k not in ("offload", "thresholds", "rounds_per_period")}
+    gap = float(history.objective[-1] - reference) / abs(reference)
+    return {**policy, "kind": "static", "offload": offload, "thresholds": thresholds}, gap
 
 
 def settling_s(dtoee: pd.DataFrame, oracle: pd.DataFrame, window_s: float, tolerance: float = 0.05,
@@ -128,6 +160,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--window", type=float, default=2.0)
+    parser.add_argument("--reference", type=int, nargs="*", default=[], metavar="ROUNDS",
+                        help="also score, static from t = 0, the strategy in-memory DTO-EE (online tuning) "
+                        "reaches after ROUNDS synchronous rounds on the configured rates: what the criterion "
+                        "says about a strategy that is (nearly) converged")
     parser.add_argument("--step", action="store_true", help="keep the scenario's events; settling after the first too")
     parser.add_argument("--step-at", type=float, help="move the first event (and the others with it) to this time")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -149,16 +185,24 @@ def main() -> int:
         if args.step:
             post = optimum_as_static(after_step(data))
             oracle_after = run({**data, "policy": post}, Path(tmp) / "oracle-after")
-        for r in args.rounds:
-            policy = {**data.get("policy", {}), "kind": "dtoee", "rounds_per_period": r}
-            tasks = run({**data, "policy": policy}, Path(tmp) / f"dtoee{r}")
+        variants: list[tuple[str, int | None]] = [(f"dtoee{r}", r) for r in args.rounds]
+        variants += [(f"reference{n}", -n) for n in args.reference]
+        gaps: dict[int, float] = {}
+        for name, r in variants:
+            if r is not None and r < 0:
+                policy, gaps[-r] = in_memory_as_static(data, -r)
+            else:
+                policy = {**data.get("policy", {}), "kind": "dtoee", "rounds_per_period": r}
+            tasks = run({**data, "policy": policy}, Path(tmp) / name)
             settled, ratio = settling_s(tasks, oracle, args.window, until_s=step_s)
-            row = [r, float(policy.get("period_s", 1.0)), "not within the run" if settled is None else f"{settled:.1f}"]
+            label = (f"static: in-memory DTO-EE after {-r} rounds (objective {100 * gaps[-r]:+.3f}% from 300 rounds')"
+                     if r < 0 else r)
+            row = [label, float(policy.get("period_s", 1.0)), "not within the run" if settled is None else f"{settled:.1f}"]
             if args.step:
                 again, ratio_after = settling_s(tasks, oracle_after, args.window, from_s=step_s)
                 row.append("not within the run" if again is None else f"{again - step_s:.1f}")
                 ratio = pd.concat([ratio, ratio_after])
-            curves[r] = ratio
+            curves[name] = (r, ratio)
             done = tasks["status"] == "completed"
             row += [f"{1e3 * tasks.loc[done, 'delay_s'].mean():.1f}",
                     f"{1e3 * oracle.loc[oracle.status == 'completed', 'delay_s'].mean():.1f}",
@@ -177,8 +221,9 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))
-    for r, ratio in curves.items():
-        ax.plot(ratio.index + args.window, ratio.to_numpy(), label=f"DTO-EE, {r} round(s)/period")
+    for name, (r, ratio) in curves.items():
+        label = f"static, in-memory DTO-EE after {-r} rounds" if r < 0 else f"DTO-EE, {r} round(s)/period"
+        ax.plot(ratio.index + args.window, ratio.to_numpy(), label=label, ls=":" if r < 0 else "-")
     ax.axhline(1.05, color="grey", ls="--", lw=1, label="oracle + 5%")
     if step_s is not None:
         ax.axvline(step_s, color="k", ls=":", lw=1, label="load step")
