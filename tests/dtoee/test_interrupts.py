@@ -109,7 +109,7 @@ def test_repeated_sigterms_leave_whole_partial_traces(ns3_session, tmp_path):
     assert summary["partial_reason"] == "Terminated: SIGTERM"
     tasks = pd.read_parquet(tmp_path / "tasks.parquet")
     assert len(tasks) == summary["tasks_generated"] > 0
-    assert len(pd.read_csv(tmp_path / "tasks.csv")) == len(tasks)
+    assert len(pd.read_csv(tmp_path / "tasks.csv", low_memory=False)) == len(tasks)
     hops = pd.read_parquet(tmp_path / "hops.parquet")
     assert set(hops["task_id"]) <= set(tasks["task_id"])
     assert temporary_files(tmp_path) == []
