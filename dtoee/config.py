@@ -242,7 +242,9 @@ class PolicyConfig(_Frozen):
     period_s: float = Field(1.0, gt=0, le=1e6, description="DTO-EE update period")
     rounds_per_period: int = Field(4, ge=1, le=100, description="DTO-EE message rounds per measurement period "
                                    "(4: within 5% of the oracle sooner, docs/dtoee-online.md)")
-    control_message_bytes: int = Field(64, ge=1, le=1 << 20)
+    control_message_bytes: int = Field(64, ge=1, le=1 << 20, description=(
+        "size of a control message's fixed fields; a DTO-EE report adds 28 bytes per listed "
+        "out-flow and 12 per accepted swap (optimizer.dtoee.OUT_FLOW_BYTES, ACCEPTED_BYTES)"))
     probe_bytes: int = Field(64, ge=1, le=1 << 20, description="size of a path probe (adaptive kinds)")
     fixed_threshold: float = Field(0.8, ge=0, le=1, validation_alias=AliasChoices("fixed_threshold", "default_threshold"),
                                    description="theta wherever no per-node threshold is given")

@@ -146,6 +146,9 @@ from optimizer.system import NodeName, SystemModel, evaluate_exit_shares, propag
 MESSAGE_KIND = "dtoee/marginal"
 SWAP_KIND = "dtoee/swap"  # offloader -> host: a transit-swap offer (NodeAgent._offer_swaps)
 FLOW_KIND = "dtoee/flow"  # offloader -> host: its stage-k flow to the host (rounds_per_period > 1)
+#: wire bytes of one entry a report lists: a node index (4 bytes) and its float64 figures
+OUT_FLOW_BYTES = 4 + 3 * 8  # (l, f_jl^k, l_jl^k, l''_jl^k)
+ACCEPTED_BYTES = 4 + 8  # (l, c)
 _EPS_FLOW = 1e-12
 ADMIT_MARGIN = 0.9  # admission cuts to this share of what the stage-1 hosts can take (drains the backlog)
 ADMIT_STEP = 0.05   # largest rise of an admitted share per period (additive increase)
@@ -1369,8 +1372,9 @@ class DtoeePolicy:
             report = agent.report(k, now, self._max_age_s)
             for sender in self.system.senders(node, k):
                 if sender != node:
-                    payload = agent.report_to(report, sender).to_payload()
-                    out.append(ControlMessage(src=node, dst=sender, payload=payload, size_bytes=self.message_bytes))
+                    addressed = agent.report_to(report, sender)
+                    out.append(ControlMessage(src=node, dst=sender, payload=addressed.to_payload(),
+                                              size_bytes=self.report_bytes(addressed)))
         agent.update(now, self._max_age_s)
         for offer in agent.offers_out:
             out.append(ControlMessage(src=node, dst=offer.dst, payload=offer.to_payload(), size_bytes=self.message_bytes))
@@ -1381,6 +1385,12 @@ class DtoeePolicy:
                         payload = {"kind": FLOW_KIND, "stage": k, "flow": agent.flow_to(j, k), "sent_s": now}
                         out.append(ControlMessage(src=node, dst=j, payload=payload, size_bytes=self.message_bytes))
         return out
+
+    def report_bytes(self, report: ReceiverReport) -> int:
+        """Wire size of a report: ``message_bytes`` for its fixed fields plus each listed
+        out-flow (:data:`OUT_FLOW_BYTES`) and accepted swap (:data:`ACCEPTED_BYTES`), so the
+        control plane's load on the backhaul grows with what the report carries."""
+        return self.message_bytes + OUT_FLOW_BYTES * len(report.out_flows) + ACCEPTED_BYTES * len(report.accepted)
 
     def _agent(self, node: NodeName) -> NodeAgent:
         try:

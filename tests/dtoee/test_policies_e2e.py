@@ -30,7 +30,10 @@ def test_dtoee_control_messages_are_packets_on_the_backhaul(ns3_session, tmp_pat
     control = hops[hops["kind"] == "control"]
     assert len(control) > 10
     assert summary["control_messages_delivered"] == len(control)
-    assert (control["bytes"] == sc.policy.control_message_bytes).all()
+    # fixed fields, plus 28 bytes per out-flow and 12 per accepted swap a report lists
+    extra = control["bytes"] - sc.policy.control_message_bytes
+    assert (extra >= 0).all() and extra.map(lambda b: any((b - 12 * a) % 28 == 0 for a in range(b // 12 + 1))).all()
+    assert (extra > 0).any()  # bs1 forwards its own work: its reports list where
     assert (control["end_s"] > control["start_s"]).all()  # they take real network time
     # bs2's only link is bs1-bs2: its pcap there holds exactly the frames bs2 sent (to bs1 and,
     # forwarded by bs1, to bs0): control messages, path probes and offloads, each with its 16-byte header.
@@ -94,7 +97,7 @@ def test_dispatchers_send_state_reports_as_packets_and_shift_after_a_load_step(n
     hops = pd.read_parquet(tmp_path / "hops.parquet")
     control = hops[hops["kind"] == "control"]
     assert summary["control_messages_delivered"] == len(control) > 20
-    assert (control["bytes"] == sc.policy.control_message_bytes).all()
+    assert (control["bytes"] >= sc.policy.control_message_bytes).all()
     # reports go to the nodes that may send to the reporter: bs2 hosts stage 3, routed by
     # the stage-2 hosts bs0 and bs1; bs1 hosts every stage, so everyone sends to it
     assert set(control.loc[control["src"] == "node:bs2", "dst"]) == {"node:bs0", "node:bs1"}

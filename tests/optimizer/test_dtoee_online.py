@@ -92,3 +92,19 @@ def test_online_tuning_converges_in_memory_on_the_moderate_instances(acceptance_
         gaps = (history.objective - optimum.objective) / optimum.mean_delay_s
         assert gaps[29] <= 0.05 and gaps[99] <= 0.01, (seed, gaps[29], gaps[99])
         assert np.all(np.isfinite(history.objective[5:])) and np.all(history.max_rho[5:] < 1), seed
+
+
+def test_a_report_is_as_large_on_the_wire_as_what_it_lists():
+    """A report's size grows with its out-flows and accepted swaps (they were sent as a
+    fixed 64 bytes, whatever the payload)."""
+    from dataclasses import replace
+
+    from optimizer.dtoee import ACCEPTED_BYTES, OUT_FLOW_BYTES, DtoeePolicy, ReceiverReport
+    from optimizer.system import random_instance
+
+    policy = DtoeePolicy(random_instance(1, n_nodes=3, n_stages=2), message_bytes=64)
+    bare = ReceiverReport(src="n0", stage=1, marginal_s=0.01, curvature=1.0, senders=1, headroom_per_s=2.0, sent_s=0.0)
+    assert policy.report_bytes(bare) == 64
+    full = replace(bare, out_flows=(("n1", 1.0, 0.1, 0.01), ("n2", 2.0, 0.2, 0.02)), accepted=(("n1", 0.5),))
+    assert policy.report_bytes(full) == 64 + 2 * OUT_FLOW_BYTES + ACCEPTED_BYTES == 64 + 56 + 12
+    assert ReceiverReport.from_payload("n0", full.to_payload()).out_flows == full.out_flows
