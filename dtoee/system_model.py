@@ -18,6 +18,7 @@ import math
 
 from dtoee.config import Scenario
 from dtoee.topology import backhaul_graph, path_figures, routes
+from dtoee.trace import measured_completed
 from inference.exits import CALIBRATION_SPLIT
 from dtoee.network import UePlacement
 from optimizer.system import Link, SystemModel
@@ -154,7 +155,7 @@ def realised_offloading(system: SystemModel, tasks, hops, measured_from_s: float
     """
     import pandas as pd
 
-    done = tasks[(tasks["status"] == "completed") & (tasks["created_s"] >= measured_from_s)]
+    done = measured_completed(tasks, measured_from_s)
     service = hops[(hops["kind"] == "service") & hops["task_id"].isin(done["task_id"])]
     if service.empty:
         return {}

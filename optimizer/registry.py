@@ -46,6 +46,9 @@ class PolicyEntry:
 #: above this many nodes DTO-EE keeps the all-sample curves: the calibration solves the
 #: centralised program (all-pairs links) a few times, which DTO-EE itself never needs
 CONDITIONAL_CURVES_MAX_NODES = 64
+#: halvings of the offered load tried when calibrating the conditional curves of an
+#: overloaded system (2^-8: any load a validated scenario can offer)
+OVERLOAD_HALVINGS = 8
 
 
 def conditional_curves(system: SystemModel) -> SystemModel:
@@ -68,10 +71,6 @@ def conditional_curves(system: SystemModel) -> SystemModel:
         return replace(curves, external_rate_per_s=system.external_rate_per_s)
     return system
 
-
-#: halvings of the offered load tried when calibrating the conditional curves of an
-#: overloaded system (2^-8: any load a validated scenario can offer)
-OVERLOAD_HALVINGS = 8
 
 
 def _optimum(system: SystemModel, **kw: Any) -> StaticPolicy:
