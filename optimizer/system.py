@@ -750,16 +750,6 @@ def visit_number(fresh: Mapping[int, float], stay: Mapping[int, float], service_
     ``inf`` when rho >= 1.
     """
     stages = sorted(service_s)
-    if servers != 1:
-        arrival = {}
-        for k0 in stages:
-            p = fresh.get(k0, 0.0)
-            for k in stages[stages.index(k0):]:
-                arrival[k] = arrival.get(k, 0.0) + p
-                p *= stay.get(k, 0.0)
-        return mg_number(arrival, service_s, {k: (1 + size_scv.get(k, 0.0)) * (1 + scv) - 1 for k in stages},
-                         servers, arrival_scv)
-    cw = {k: math.sqrt(max(size_scv.get(k, 0.0), 0.0)) for k in stages}
     classes = []  # (rate, k, first pass of its visit?)
     for k0 in stages:
         rate = fresh.get(k0, 0.0)
@@ -768,8 +758,15 @@ def visit_number(fresh: Mapping[int, float], stay: Mapping[int, float], service_
                 break
             classes.append((rate, k, k == k0))
             rate *= stay.get(k, 0.0)
+    if servers != 1:
+        arrival = {k: 0.0 for k in stages}
+        for rate, k, _ in classes:
+            arrival[k] += rate
+        return mg_number(arrival, service_s, {k: (1 + size_scv.get(k, 0.0)) * (1 + scv) - 1 for k in stages},
+                         servers, arrival_scv)
     if not classes:
         return 0.0
+    cw = {k: math.sqrt(max(size_scv.get(k, 0.0), 0.0)) for k in stages}
     rho = sum(rate * service_s[k] for rate, k, _ in classes)
     if rho >= 1.0:
         return math.inf
