@@ -365,7 +365,11 @@ class LocalObservation:
 class NodeAgent:
     """One node's DTO-EE state and updates; knows the static prior, not others' state."""
 
-    def __init__(self, system: SystemModel, name: NodeName, config: DtoeeConfig) -> None:
+    def __init__(self, system: SystemModel, name: NodeName, config: DtoeeConfig, *, fresh_s: float = 1.0,
+                 swap_within_spare: bool = False) -> None:
+        """``fresh_s``: the age up to which a report counts as this round's (in memory a round
+        is 1; DtoeePolicy: its share of a period); ``swap_within_spare``: accept transit swaps
+        only within this node's own spare rate (online, where the offerer acts a period later)."""
         if name not in system.nodes:
             raise ValueError(f"unknown node {name!r}; allowed: {system.nodes}")
         self.system = system
@@ -385,8 +389,8 @@ class NodeAgent:
         # can send it work; a stage no node can send here (n_j^k counts it as 1) adds none
         real = sum(len(system.senders(name, k)) for k in self.hosted)
         self.headroom_sharers = max(1, real if config.headroom_real_senders else sum(self.sender_count.values()))
-        self._fresh_s = 1.0  # age up to which a report counts as this round's (DtoeePolicy: one period)
-        self._swap_within_spare = False  # DtoeePolicy: accept swaps only within this node's spare
+        self._fresh_s = float(fresh_s)
+        self._swap_within_spare = bool(swap_within_spare)
         self.reset()
 
     # ----- state ---------------------------------------------------------------------
@@ -453,6 +457,13 @@ class NodeAgent:
                 or not (math.isfinite(offer.flow_per_s) and offer.flow_per_s > 0)):
             return
         self.offers_in.setdefault(k, {})[(offer.src, offer.via)] = offer.flow_per_s
+
+    def _fresh_report(self, j: NodeName, k: int, now_s: float) -> "ReceiverReport | None":
+        """Another host j's stage-k report if it is this round's (no older than ``fresh_s``)."""
+        rep = self.reports.get((j, k))
+        if j == self.name or rep is None or now_s - rep.sent_s > self._fresh_s:
+            return None
+        return rep
 
     def probabilities(self, k: int) -> dict[NodeName, float]:
         return {j: float(p) for j, p in zip(self.targets[k], self.x[k])}
@@ -728,8 +739,8 @@ class NodeAgent:
         x = self.x[k].copy()
         here = self.targets[k].index(self.name)
         for n, j in enumerate(self.targets[k]):
-            rep = self.reports.get((j, k))
-            if j == self.name or rep is None or rep.reverse_flow_per_s <= 0 or now_s - rep.sent_s > self._fresh_s:
+            rep = self._fresh_report(j, k, now_s)
+            if rep is None or rep.reverse_flow_per_s <= 0:
                 continue
             c = min(phi * x[n], rep.reverse_flow_per_s)
             x[n] -= c / phi
@@ -760,8 +771,8 @@ class NodeAgent:
                     self._shift(k, l, self.name, c)
         offered = {(o.dst, o.via) for o in self.offers_out if o.stage == k}
         for j in self.targets[k]:
-            rep = self.reports.get((j, k))
-            if j == self.name or rep is None or not rep.accepted or now_s - rep.sent_s > self._fresh_s:
+            rep = self._fresh_report(j, k, now_s)
+            if rep is None or not rep.accepted:
                 continue
             if self._swapped_at.get((j, k)) == rep.sent_s:
                 continue
@@ -791,8 +802,8 @@ class NodeAgent:
         b = self.system.transfer_bytes[k]
         candidates = []
         for j in self.targets[k]:
-            rep = self.reports.get((j, k))
-            if j == self.name or rep is None or not rep.out_flows or now_s - rep.sent_s > self._fresh_s:
+            rep = self._fresh_report(j, k, now_s)
+            if rep is None or not rep.out_flows:
                 continue
             if rep.reverse_flow_per_s > 0 or self.flow_to(j, k) <= _EPS_FLOW:
                 continue
@@ -944,9 +955,10 @@ class History:
         return int(hit[0]) + 1 if hit.size else None
 
 
-def make_agents(system: SystemModel, config: DtoeeConfig | None = None) -> dict[NodeName, NodeAgent]:
+def make_agents(system: SystemModel, config: DtoeeConfig | None = None, **options: Any) -> dict[NodeName, NodeAgent]:
+    """One :class:`NodeAgent` per node; ``options`` go to each (``fresh_s``, ``swap_within_spare``)."""
     config = config or DtoeeConfig()
-    return {name: NodeAgent(system, name, config) for name in system.nodes}
+    return {name: NodeAgent(system, name, config, **options) for name in system.nodes}
 
 
 def strategy_of(agents: Mapping[NodeName, NodeAgent]):
@@ -1130,12 +1142,12 @@ class DtoeePolicy:
         self._max_age_s = (
             self.config.max_report_age_s if self.config.max_report_age_s is not None else 3.0 * self.period_s
         )
-        self.agents = make_agents(system, self.config)
+        # online a report is this round's for 1.5 exchange rounds; a host accepts swaps only
+        # within its own spare (the offerer acts a period later)
+        self.agents = make_agents(system, self.config, fresh_s=1.5 * self.period_s / self.rounds_per_period,
+                                  swap_within_spare=True)
         self._admit: dict[NodeName, float] = {}  # a_i < 1 only while shedding
         self._backlog: dict[NodeName, dict[NodeName, tuple[float, float]]] = {}  # (drain_s, sent_s) per host
-        for agent in self.agents.values():
-            agent._fresh_s = 1.5 * self.period_s / self.rounds_per_period
-            agent._swap_within_spare = True
 
     # Policy
     def offload_probabilities(self, node: NodeName, stage: int) -> Mapping[NodeName, float]:
