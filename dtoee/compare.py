@@ -20,11 +20,15 @@ import copy
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from dtoee.config import ScenarioError, apply_overrides, parse_value, read_toml
 from dtoee.grid import RunSpec, expand, parse_seeds, run_id, split_values
 from dtoee.sweep import run_sweep
+
+if TYPE_CHECKING:  # annotations only: pandas and numpy are imported where the data is read
+    import numpy as np
+    import pandas as pd
 
 # numpy, pandas, matplotlib (dtoee.plots) and the trace readers are imported where used:
 # every `dtoee` command imports this module for its defaults, and should start fast.

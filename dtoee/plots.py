@@ -269,7 +269,7 @@ def _sweep_breakdown(frame: pd.DataFrame, key: str, values: list, others: list[s
     estimated = bool(frame["stage_figures_estimated"].any()) if "stage_figures_estimated" in frame.columns else False
     fig, ax = plt.subplots(figsize=(8.5, 1.4 + 0.3 * len(labels)))
     breakdown_bars(ax, labels, parts, estimated)
-    ax.set_ylabel(f"mean over seeds", fontsize=7)
+    ax.set_ylabel("mean over seeds", fontsize=7)
     return _save(fig, path)
 
 
